@@ -1,0 +1,89 @@
+"""The `callflow` command: a thin layer over analyzer.api."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import __version__
+from .capture.errors import CaptureError
+
+
+def _fail(err: CaptureError) -> None:
+    click.echo(f"callflow: error: {err}", err=True)
+    sys.exit(2)
+
+
+class _Progress:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+        return self
+
+    def file(self, name: str):
+        if self._bar is None:
+            return None
+        task = self._bar.add_task(name, total=None)
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="callflow")
+def main() -> None:
+    """Call-flow analyzer for WebRTC, Azure Communication Services and Teams captures."""
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
+    """What is in each capture: format, link types, packets, time span, damage, flows, protocol classes."""
+    from .capture.reader import summarize
+
+    results = []
+    with _Progress(progress) as bar:
+        for path in captures:
+            try:
+                results.append(summarize(path, progress=bar.file(path)))
+            except CaptureError as e:
+                _fail(e)
+    if as_json:
+        out = [r.to_dict() for r in results]
+        click.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+        return
+    from .report.console import print_summary
+
+    for r in results:
+        print_summary(r)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reports: console tables, JSON, HTML with plotly figures, Parquet."""
