@@ -4,7 +4,7 @@ from .addresses import addr_halves, addr_str, addr_strs
 from .decode import CLASS_NAMES, PacketBatch, decode
 from .errors import CaptureError
 from .formats import CaptureFile, RecordChunk
-from .reader import CaptureSummary, SummaryBuilder, flow_keys, iter_batches, summarize
+from .reader import CaptureSummary, Payload, SummaryBuilder, flow_keys, iter_batches, iter_payloads, summarize
 
 __all__ = [
     "CLASS_NAMES",
@@ -20,5 +20,7 @@ __all__ = [
     "decode",
     "flow_keys",
     "iter_batches",
+    "iter_payloads",
+    "Payload",
     "summarize",
 ]

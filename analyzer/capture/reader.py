@@ -6,6 +6,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .decode import (
     PacketBatch,
     decode,
 )
+from .addresses import addr_strs
 from .formats import LINKTYPE_NAMES, CaptureFile
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -196,3 +198,40 @@ def summarize(path: str | os.PathLike, progress: Progress | None = None) -> Capt
         for b in iter_batches(cap, progress):
             sb.add(b)
         return sb.finish()
+
+
+class Payload(NamedTuple):
+    """One transport payload with its addressing: the unit the per-packet dissectors consume."""
+
+    frame: int
+    ts_ns: int
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    proto: int  # 6 TCP, 17 UDP
+    payload: bytes
+    tcp_seq: int
+    tcp_flags: int
+
+
+def iter_payloads(path: str | os.PathLike, classes: set[str] | None = None) -> Iterator[Payload]:
+    """UDP and TCP payloads of a capture in frame order, optionally only those whose RFC 7983 class
+    is in `classes`. Meant for control traffic and tests; the bulk path stays columnar."""
+    want = None if classes is None else np.array([CLASS_NAMES.index(c) for c in classes], dtype=np.uint8)
+    with CaptureFile(path) as cap:
+        for b in iter_batches(cap):
+            ok = (b.ip_version > 0) & ((b.proto == PROTO_UDP) | (b.proto == PROTO_TCP))
+            ok &= (b.status & (ST_FRAGMENT | ST_MALFORMED)) == 0
+            if want is not None:
+                ok &= np.isin(b.cls, want)
+            idx = np.flatnonzero(ok)
+            if idx.size == 0:
+                continue
+            srcs = addr_strs(b.src_hi[idx], b.src_lo[idx])
+            dsts = addr_strs(b.dst_hi[idx], b.dst_lo[idx])
+            for j, i in enumerate(idx.tolist()):
+                yield Payload(
+                    int(b.frame[i]), int(b.ts_ns[i]), srcs[j], int(b.sport[i]), dsts[j], int(b.dport[i]),
+                    int(b.proto[i]), b.payload(i), int(b.tcp_seq[i]), int(b.tcp_flags[i]),
+                )
