@@ -12,4 +12,4 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Analysis", "analyze", "__version__"]
+__all__ = ["Analysis", "__version__", "analyze"]

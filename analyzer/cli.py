@@ -66,15 +66,14 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
 def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
     """What is in each capture: format, link types, packets, time span, damage, flows, protocol classes."""
-    from .capture.reader import summarize
+    from .api import analyze
 
-    results = []
     with _Progress(progress) as bar:
-        for path in captures:
-            try:
-                results.append(summarize(path, progress=bar.file(path)))
-            except CaptureError as e:
-                _fail(e)
+        try:
+            result = analyze(list(captures), progress=bar.file)
+        except CaptureError as e:
+            _fail(e)
+    results = result.captures
     if as_json:
         out = [r.to_dict() for r in results]
         click.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2))

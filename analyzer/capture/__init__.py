@@ -12,6 +12,7 @@ __all__ = [
     "CaptureFile",
     "CaptureSummary",
     "PacketBatch",
+    "Payload",
     "RecordChunk",
     "SummaryBuilder",
     "addr_halves",
@@ -21,6 +22,5 @@ __all__ = [
     "flow_keys",
     "iter_batches",
     "iter_payloads",
-    "Payload",
     "summarize",
 ]

@@ -70,8 +70,8 @@ class _Lanes:
 
 def lockstep_walk(step: StepFn, guess: GuessFn, start: int, limit: int, hdr: int, avg_record: int) -> Walk:
     """Walk [start, limit) in parallel segments; the result is identical to serial_walk's."""
-    segment = int(min(max(16 * avg_record, 4096), 1 << 20))
-    window = int(min(max(2 * avg_record + 64, 256), segment))
+    segment = int(min(max(48 * avg_record, 4096), 1 << 20))
+    window = int(min(max(2 * avg_record + 64, 512), segment))
     nseg = (limit - start) // segment
     if nseg < 4:
         return serial_walk(step, start, limit, hdr)
@@ -84,14 +84,22 @@ def lockstep_walk(step: StepFn, guess: GuessFn, start: int, limit: int, hdr: int
     reasons = np.zeros(nseg, dtype=np.int8)  # 0 left its segment, 1 limit, 2 invalid, 3 break
     lanes = _Lanes(nseg)
     _walk_lanes(step, hdr, limit, np.flatnonzero(g >= 0), g, seg_end, ends, reasons, lanes)
-    for k in range(1, nseg):
-        if reasons[k - 1] != 0:  # the chain stopped inside lane k-1: nothing after it
-            return Walk(lanes.result(k), int(ends[k - 1]), _REASON[int(reasons[k - 1])])
-        if g[k] != ends[k - 1]:  # wrong or missing guess: walk this lane again from the true start
-            g[k] = ends[k - 1]
-            _walk_lanes(step, hdr, limit, np.array([k], dtype=np.int64), g, seg_end, ends, reasons, lanes)
-    last = nseg - 1
-    return Walk(lanes.result(nseg), int(ends[last]), _REASON[int(reasons[last])])
+    while True:
+        # A lane is right when its start is where the lane before it stopped; fix every wrong lane whose
+        # predecessor is not itself wrong, all in one pass, until every link holds (then, by induction
+        # from lane 0, the walk is the serial one).
+        stopped = reasons[:-1] != 0
+        cut = np.flatnonzero(stopped)
+        upto = int(cut[0]) + 1 if cut.size else nseg  # lanes after a stopped lane are not reached
+        bad = np.flatnonzero(g[1:upto] != ends[: upto - 1]) + 1
+        if bad.size == 0:
+            if upto < nseg:
+                return Walk(lanes.result(upto), int(ends[upto - 1]), _REASON[int(reasons[upto - 1])])
+            last = nseg - 1
+            return Walk(lanes.result(nseg), int(ends[last]), _REASON[int(reasons[last])])
+        fix = bad[~np.isin(bad - 1, bad)]
+        g[fix] = ends[fix - 1]
+        _walk_lanes(step, hdr, limit, fix, g, seg_end, ends, reasons, lanes)
 
 
 def _walk_lanes(

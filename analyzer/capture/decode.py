@@ -86,9 +86,10 @@ class _Reader:
         """(values as (n, nbytes) uint8, present mask) for the bytes at start+rel."""
         pos = self.start + rel
         ok = (rel >= 0) & (pos + nbytes <= self.end)
-        idx = np.where(ok, pos, 0)[:, None] + np.arange(nbytes, dtype=np.int64)[None, :]
-        np.minimum(idx, self.last, out=idx)
-        return self.buf[idx], ok
+        # rows of a sliding-window view: one copy of n*nbytes bytes, no (n, nbytes) index array
+        rows = np.lib.stride_tricks.sliding_window_view(self.buf, nbytes)
+        idx = np.minimum(np.where(ok, pos, 0), len(rows) - 1)
+        return rows[idx], ok
 
     def u8(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = self.start + rel
@@ -96,20 +97,25 @@ class _Reader:
         v = self.buf[np.minimum(np.where(ok, pos, 0), self.last)].astype(np.int64)
         return np.where(ok, v, 0), ok
 
-    def u16(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b, ok = self.take(rel, 2)
-        v = (b[:, 0].astype(np.int64) << 8) | b[:, 1]
+    def _int(self, rel: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        size = np.dtype(dtype).itemsize
+        pos = self.start + rel
+        ok = (rel >= 0) & (pos + size <= self.end)
+        view = np.ndarray(shape=(max(len(self.buf) - size + 1, 0),), dtype=dtype, buffer=self.buf, strides=(1,))
+        v = view[np.minimum(np.where(ok, pos, 0), len(view) - 1)]
         return np.where(ok, v, 0), ok
+
+    def u16(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v, ok = self._int(rel, ">u2")
+        return v.astype(np.int64), ok
 
     def u32(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b, ok = self.take(rel, 4)
-        v = np.ascontiguousarray(b).view(">u4")[:, 0].astype(np.int64)
-        return np.where(ok, v, 0), ok
+        v, ok = self._int(rel, ">u4")
+        return v.astype(np.int64), ok
 
     def u64(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b, ok = self.take(rel, 8)
-        v = np.ascontiguousarray(b).view(">u8")[:, 0]
-        return np.where(ok, v, np.uint64(0)), ok
+        v, ok = self._int(rel, ">u8")
+        return v.astype(np.uint64), ok
 
 
 def decode(chunk: RecordChunk) -> PacketBatch:

@@ -1,7 +1,8 @@
 """Reading pcap and pcapng files into per-chunk record tables.
 
-The file is memory-mapped (or, when gzip-compressed, decompressed through a sliding window) and cut
-into chunks; each chunk's records are found with the lockstep chain walk and described by numpy
+The file is read through a sliding window (decompressed on the way when gzip-compressed) with
+readinto into one reused numpy buffer: unlike a memory map, whose touched pages stay in the resident set,
+memory stays at the window size whatever the file size. The window is cut into chunks; each chunk's records are found with the lockstep chain walk and described by numpy
 arrays. Nothing here looks inside a packet: that is decode.py's work.
 """
 
@@ -10,15 +11,15 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from zlib import error as zlib_error
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from zlib import error as zlib_error
 
 import numpy as np
 
-from .chain import Walk, lockstep_walk
+from .chain import Walk, lockstep_walk, serial_walk
 from .errors import CaptureError
 
 PCAP_MAGIC = {
@@ -103,15 +104,16 @@ class Damage:
             self.notes.append(f"{kind}{where}{': ' + detail if detail else ''}")
 
 
+def _unaligned(buf: np.ndarray, dtype: str) -> np.ndarray:
+    """A view of `buf` with an integer of `dtype` starting at every byte offset (numpy allows
+    unaligned strides), so a gather at many positions is one fancy index."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray(shape=(max(len(buf) - size + 1, 0),), dtype=dtype, buffer=buf, strides=(1,))
+
+
 def _u32(buf: np.ndarray, pos: np.ndarray, big: bool) -> np.ndarray:
-    """Unsigned 32-bit integers at positions `pos` (int64), gathered byte by byte."""
-    b0 = buf[pos].astype(np.int64)
-    b1 = buf[pos + 1].astype(np.int64)
-    b2 = buf[pos + 2].astype(np.int64)
-    b3 = buf[pos + 3].astype(np.int64)
-    if big:
-        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-    return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+    """Unsigned 32-bit integers at positions `pos` (int64), as int64."""
+    return _unaligned(buf, ">u4" if big else "<u4")[pos].astype(np.int64)
 
 
 def _window_hits(
@@ -141,9 +143,7 @@ def _window_hits(
 
 
 def _u16(buf: np.ndarray, pos: np.ndarray, big: bool) -> np.ndarray:
-    b0 = buf[pos].astype(np.int64)
-    b1 = buf[pos + 1].astype(np.int64)
-    return (b0 << 8) | b1 if big else b0 | (b1 << 8)
+    return _unaligned(buf, ">u2" if big else "<u2")[pos].astype(np.int64)
 
 
 class _Source:
@@ -395,7 +395,7 @@ class CaptureFile:
         pos = self._start if self.format == "pcap" else self._parse_shb(0)
         hdr = 16 if self.format == "pcap" else 12
         frame = 1
-        avg = 256  # average record size, learned as we go: sizes the lockstep segments
+        avg = 0  # average record size, learned as we go: sizes the lockstep segments
         while True:
             arr = src.arr
             if not src.eof and len(arr) - pos < chunk_bytes + 65536:
@@ -405,6 +405,11 @@ class CaptureFile:
             if pos >= len(arr):
                 break
             limit = min(pos + chunk_bytes, len(arr))
+            if avg == 0:  # learn the record size from a short serial walk before the first lockstep one
+                step = self._pcap_step(arr) if self.format == "pcap" else self._pcapng_step(arr, limit)
+                probe = serial_walk(step, pos, limit, hdr, max_records=64)
+                span = probe.stop - pos
+                avg = max(64, span // max(probe.offsets.size, 1))
             if self.format == "pcap":
                 walk = lockstep_walk(self._pcap_step(arr), self._pcap_guess(arr, limit), pos, limit, hdr, avg)
                 chunk, nxt = self._pcap_chunk(arr, walk, frame)
@@ -515,6 +520,7 @@ class CaptureFile:
             self._parse_idb(p)
         for t, c in zip(*np.unique(types, return_counts=True), strict=True):
             self.block_counts[PCAPNG_BLOCK_NAMES.get(int(t), f"block 0x{int(t):08x}")] += int(c)
+        ifs = self.interfaces_section  # this chunk's section; a new section header below replaces it
         if nxt is not None and walk.reason == "break" and cut is None:
             nxt = self._parse_shb(walk.stop)
         is_epb = types == BLOCK_EPB
@@ -552,7 +558,6 @@ class CaptureFile:
         if over.any():
             self.damage.add("bad pcapng block", self._src.base + int(p[over][0]), int(over.sum()), "packet overruns its block")
             cap = np.where(over, np.maximum(room, 0), cap)
-        ifs = self.interfaces_section
         known = iface < len(ifs)
         if not known.all():
             self.damage.add(

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .addresses import addr_strs
 from .decode import (
     CLASS_NAMES,
     CLASS_NONE,
@@ -27,7 +28,6 @@ from .decode import (
     PacketBatch,
     decode,
 )
-from .addresses import addr_strs
 from .formats import LINKTYPE_NAMES, CaptureFile
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
