@@ -32,12 +32,22 @@ class Analysis:
         rows = []
         for i, s in enumerate(self.captures):
             d = s.to_dict()
-            rows.append({
-                "file": i, "path": s.file, "format": s.format, "packets": s.packets,
-                "bytes": s.bytes_captured, "first_time": d["first_time"], "last_time": d["last_time"],
-                "duration_s": d["duration_s"], "damaged": d["damaged_total"], "udp_flows": s.udp_flows,
-                "tcp_flows": s.tcp_flows, **{f"class_{k}": v for k, v in s.classes.items()},
-            })
+            rows.append(
+                {
+                    "file": i,
+                    "path": s.file,
+                    "format": s.format,
+                    "packets": s.packets,
+                    "bytes": s.bytes_captured,
+                    "first_time": d["first_time"],
+                    "last_time": d["last_time"],
+                    "duration_s": d["duration_s"],
+                    "damaged": d["damaged_total"],
+                    "udp_flows": s.udp_flows,
+                    "tcp_flows": s.tcp_flows,
+                    **{f"class_{k}": v for k, v in s.classes.items()},
+                }
+            )
         return pd.DataFrame(rows)
 
     def __getattr__(self, name: str) -> pd.DataFrame:

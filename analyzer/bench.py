@@ -77,16 +77,20 @@ def write_capture(path: str, packets: int, seed: int = 7) -> dict:
     out = np.zeros(total, dtype=np.uint8)
     out[:24] = np.frombuffer(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1), dtype=np.uint8)
     t = 1_700_000_000_000_000 + np.cumsum(rng.integers(100, 2400, packets))  # us
+
     def put32le(pos: np.ndarray, val: np.ndarray) -> None:
         v = val.astype("<u4").view(np.uint8).reshape(-1, 4)
         for i in range(4):
             out[pos + i] = v[:, i]
+
     def put16be(pos: np.ndarray, val: np.ndarray) -> None:
         out[pos] = (val >> 8) & 0xFF
         out[pos + 1] = val & 0xFF
+
     def put32be(pos: np.ndarray, val: np.ndarray) -> None:
         for i in range(4):
             out[pos + i] = (val >> (24 - 8 * i)) & 0xFF
+
     put32le(offs, t // 1_000_000)
     put32le(offs + 4, t % 1_000_000)
     put32le(offs + 8, hdr_len + plen)
@@ -163,10 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.file:
             t0 = time.perf_counter()
             # in a child, so this process stays small: children inherit the parent's peak RSS at fork
-            code = f"import json,sys; from analyzer.bench import write_capture; print(json.dumps(write_capture({path!r}, {args.packets})))"
-            info = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
-            print(f"wrote {path}: {info['packets']:,} packets, {info['bytes'] / 1e6:.1f} MB "
-                  f"({info['stun']} STUN, {info['dtls']} DTLS) in {time.perf_counter() - t0:.1f} s")
+            code = (
+                "import json; from analyzer.bench import write_capture; "
+                f"print(json.dumps(write_capture({path!r}, {args.packets})))"
+            )
+            info = json.loads(
+                subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            )
+            print(
+                f"wrote {path}: {info['packets']:,} packets, {info['bytes'] / 1e6:.1f} MB "
+                f"({info['stun']} STUN, {info['dtls']} DTLS) in {time.perf_counter() - t0:.1f} s"
+            )
         n = args.packets
         rows = []
         ours = _measure([sys.executable, "-m", "analyzer.cli", "summary", "--json", path])

@@ -35,7 +35,9 @@ def need_tshark() -> str:
     return exe
 
 
-def tshark_fields(path: Path, fields: list[str], *, display_filter: str = "", extra: list[str] | None = None) -> list[list[str]]:
+def tshark_fields(
+    path: Path, fields: list[str], *, display_filter: str = "", extra: list[str] | None = None
+) -> list[list[str]]:
     """Rows of `tshark -T fields` (one list of strings per frame, empty string for an absent field)."""
     exe = need_tshark()
     cmd = [exe, "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]

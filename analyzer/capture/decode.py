@@ -247,7 +247,9 @@ def decode(chunk: RecordChunk) -> PacketBatch:
             hok &= ext
             status[ext & ~hok] |= ST_TRUNCATED
             nxt = h[:, 0].astype(np.int64)
-            hlen = np.where(nh == 44, 8, np.where(nh == 51, (h[:, 1].astype(np.int64) + 2) * 4, (h[:, 1].astype(np.int64) + 1) * 8))
+            hlen = np.where(
+                nh == 44, 8, np.where(nh == 51, (h[:, 1].astype(np.int64) + 2) * 4, (h[:, 1].astype(np.int64) + 1) * 8)
+            )
             fr = hok & (nh == 44)
             if fr.any():
                 fo = (h[:, 2].astype(np.int64) << 5) | (h[:, 3] >> 3)

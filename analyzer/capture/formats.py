@@ -2,8 +2,8 @@
 
 The file is read through a sliding window (decompressed on the way when gzip-compressed) with
 readinto into one reused numpy buffer: unlike a memory map, whose touched pages stay in the resident set,
-memory stays at the window size whatever the file size. The window is cut into chunks; each chunk's records are found with the lockstep chain walk and described by numpy
-arrays. Nothing here looks inside a packet: that is decode.py's work.
+memory stays at the window size whatever the file size. The window is cut into chunks; each chunk's
+records are found with the lockstep chain walk and described by numpy arrays. Nothing here looks inside a packet: that is decode.py's work.
 """
 
 from __future__ import annotations
@@ -430,9 +430,7 @@ class CaptureFile:
                 # a header that does not fit in what is left of the file
                 if src.eof:
                     if pos < len(arr):
-                        self.damage.add(
-                            "truncated record", src.base + pos, detail=f"{len(arr) - pos} trailing bytes"
-                        )
+                        self.damage.add("truncated record", src.base + pos, detail=f"{len(arr) - pos} trailing bytes")
                     break
                 src.more(chunk_bytes + 65536, keep_from=pos)
                 pos = 0
@@ -556,12 +554,17 @@ class CaptureFile:
         room = bl - (data - p) - 4
         over = cap > room
         if over.any():
-            self.damage.add("bad pcapng block", self._src.base + int(p[over][0]), int(over.sum()), "packet overruns its block")
+            self.damage.add(
+                "bad pcapng block", self._src.base + int(p[over][0]), int(over.sum()), "packet overruns its block"
+            )
             cap = np.where(over, np.maximum(room, 0), cap)
         known = iface < len(ifs)
         if not known.all():
             self.damage.add(
-                "unknown interface", self._src.base + int(p[~known][0]), int((~known).sum()), "packet names no interface"
+                "unknown interface",
+                self._src.base + int(p[~known][0]),
+                int((~known).sum()),
+                "packet names no interface",
             )
         linktype = np.full(n, -1, dtype=np.int32)
         ts = np.zeros(n, dtype=np.int64)

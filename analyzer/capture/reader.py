@@ -50,7 +50,9 @@ def flow_keys(b: PacketBatch) -> np.ndarray:
     lo_ep = np.minimum(a, c)
     hi_ep = np.maximum(a, c)
     with np.errstate(over="ignore"):
-        return (lo_ep * np.uint64(0x9E3779B97F4A7C15)) ^ (hi_ep + b.proto.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9))
+        return (lo_ep * np.uint64(0x9E3779B97F4A7C15)) ^ (
+            hi_ep + b.proto.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+        )
 
 
 def _mix(hi: np.ndarray, lo: np.ndarray, port: np.ndarray) -> np.ndarray:
@@ -176,9 +178,7 @@ class SummaryBuilder:
 
     def finish(self) -> CaptureSummary:
         s = self.s
-        s.link_types = {
-            f"{LINKTYPE_NAMES.get(lt, 'unsupported')} ({lt})": c for lt, c in sorted(self._lt.items())
-        }
+        s.link_types = {f"{LINKTYPE_NAMES.get(lt, 'unsupported')} ({lt})": c for lt, c in sorted(self._lt.items())}
         dmg = Counter(self.cap.damage.counts)
         dmg.update(self._dmg)
         s.damaged = dict(dmg)
@@ -232,6 +232,14 @@ def iter_payloads(path: str | os.PathLike, classes: set[str] | None = None) -> I
             dsts = addr_strs(b.dst_hi[idx], b.dst_lo[idx])
             for j, i in enumerate(idx.tolist()):
                 yield Payload(
-                    int(b.frame[i]), int(b.ts_ns[i]), srcs[j], int(b.sport[i]), dsts[j], int(b.dport[i]),
-                    int(b.proto[i]), b.payload(i), int(b.tcp_seq[i]), int(b.tcp_flags[i]),
+                    int(b.frame[i]),
+                    int(b.ts_ns[i]),
+                    srcs[j],
+                    int(b.sport[i]),
+                    dsts[j],
+                    int(b.dport[i]),
+                    int(b.proto[i]),
+                    b.payload(i),
+                    int(b.tcp_seq[i]),
+                    int(b.tcp_flags[i]),
                 )

@@ -19,9 +19,18 @@ def run(*args):
 
 
 def sample(tmp_path):
-    pkts = [(1_700_000_000_000_000_000 + i * 20_000_000,
-             bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=6000) / Raw(b"\x80\x00" + b"a" * 20)))
-            for i in range(10)]
+    pkts = [
+        (
+            1_700_000_000_000_000_000 + i * 20_000_000,
+            bytes(
+                Ether()
+                / IP(src="10.0.0.1", dst="10.0.0.2")
+                / UDP(sport=5000, dport=6000)
+                / Raw(b"\x80\x00" + b"a" * 20)
+            ),
+        )
+        for i in range(10)
+    ]
     p = tmp_path / "s.pcap"
     p.write_bytes(pcap_bytes(pkts))
     return p
@@ -56,8 +65,12 @@ def test_unreadable_files_exit_2_with_one_line(tmp_path):
     bad.write_text("this is not a capture\n")
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    for path, needle in ((bad, "not a pcap or pcapng capture"), (empty, "empty file"),
-                         (tmp_path / "missing.pcap", "no such file"), (tmp_path, "is a directory")):
+    for path, needle in (
+        (bad, "not a pcap or pcapng capture"),
+        (empty, "empty file"),
+        (tmp_path / "missing.pcap", "no such file"),
+        (tmp_path, "is a directory"),
+    ):
         r = run("summary", str(path))
         assert r.returncode == 2, (path, r.stdout, r.stderr)
         lines = r.stderr.strip().splitlines()

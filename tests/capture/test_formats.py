@@ -15,7 +15,11 @@ from analyzer.capture import CaptureError, CaptureFile, addr_strs, iter_batches,
 from tests.capture.writers import epb, idb, pcap_bytes, shb, spb, unknown_block
 
 T0 = 1_700_000_000_123_456_789  # ns
-UDP4 = IP(src="10.1.0.11", dst="52.112.1.2", ttl=61, tos=46 << 2) / UDP(sport=50000, dport=3478) / Raw(b"\x00\x01" + b"x" * 30)
+UDP4 = (
+    IP(src="10.1.0.11", dst="52.112.1.2", ttl=61, tos=46 << 2)
+    / UDP(sport=50000, dport=3478)
+    / Raw(b"\x00\x01" + b"x" * 30)
+)
 UDP6 = IPv6(src="2001:db8::1", dst="2603:1063::7", hlim=9) / UDP(sport=50020, dport=3480) / Raw(b"\x80\x6f" + b"y" * 30)
 
 
@@ -26,9 +30,23 @@ def rows(path):
         for b in iter_batches(cap):
             src, dst = addr_strs(b.src_hi, b.src_lo), addr_strs(b.dst_hi, b.dst_lo)
             for i in range(len(b)):
-                out.append((int(b.frame[i]), int(b.ts_ns[i]), src[i], dst[i], int(b.sport[i]), int(b.dport[i]),
-                            int(b.proto[i]), int(b.payload_len[i]), int(b.ip_version[i]), int(b.dscp[i]),
-                            int(b.ttl[i]), int(b.status[i]), int(b.cls[i])))
+                out.append(
+                    (
+                        int(b.frame[i]),
+                        int(b.ts_ns[i]),
+                        src[i],
+                        dst[i],
+                        int(b.sport[i]),
+                        int(b.dport[i]),
+                        int(b.proto[i]),
+                        int(b.payload_len[i]),
+                        int(b.ip_version[i]),
+                        int(b.dscp[i]),
+                        int(b.ttl[i]),
+                        int(b.status[i]),
+                        int(b.cls[i]),
+                    )
+                )
     return out
 
 
@@ -67,8 +85,9 @@ LINK_CASES = [
 ]
 
 
-@pytest.mark.parametrize("linktype,frame", LINK_CASES, ids=["vlan", "qinq", "sll", "sll2", "raw101", "raw12", "raw14",
-                                                            "null", "loop"])
+@pytest.mark.parametrize(
+    "linktype,frame", LINK_CASES, ids=["vlan", "qinq", "sll", "sll2", "raw101", "raw12", "raw14", "null", "loop"]
+)
 @pytest.mark.parametrize("ip", [UDP4, UDP6], ids=["v4", "v6"])
 def test_link_types(tmp_path, linktype, frame, ip):
     p = write(tmp_path, "l.pcap", pcap_bytes([(T0, frame(ip))], linktype=linktype))
@@ -96,9 +115,20 @@ def test_unknown_link_type_is_counted_not_fatal(tmp_path):
 
 
 def test_ipv6_extension_headers_and_fragment_header(tmp_path):
-    ext = (IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=[])
-           / IPv6ExtHdrDestOpt() / UDP(sport=1234, dport=3478) / Raw(b"\x00\x01abcd"))
-    frag = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(m=1, offset=0, id=7) / UDP(sport=9, dport=10) / Raw(b"q" * 16)
+    ext = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(addresses=[])
+        / IPv6ExtHdrDestOpt()
+        / UDP(sport=1234, dport=3478)
+        / Raw(b"\x00\x01abcd")
+    )
+    frag = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrFragment(m=1, offset=0, id=7)
+        / UDP(sport=9, dport=10)
+        / Raw(b"q" * 16)
+    )
     got = rows(write(tmp_path, "e.pcap", pcap_bytes([(T0, bytes(ext)), (T0 + 1, bytes(frag))], linktype=101)))
     assert got[0][4:8] == (1234, 3478, 17, 6)
     assert got[0][11] == 0
@@ -107,11 +137,25 @@ def test_ipv6_extension_headers_and_fragment_header(tmp_path):
 
 
 def test_ipv4_options_fragments_tcp_icmp_esp(tmp_path):
-    opts = IP(src="10.0.0.1", dst="10.0.0.2", options=[b"\x94\x04\x00\x00"]) / UDP(sport=5, dport=6) / Raw(b"\x16" + b"z" * 9)
-    fr1 = IP(src="10.0.0.1", dst="10.0.0.2", flags="MF", frag=0, id=9, proto=17) / Raw(bytes(UDP(sport=5, dport=6, len=40)) + b"a" * 16)
+    opts = (
+        IP(src="10.0.0.1", dst="10.0.0.2", options=[b"\x94\x04\x00\x00"])
+        / UDP(sport=5, dport=6)
+        / Raw(b"\x16" + b"z" * 9)
+    )
+    fr1 = IP(src="10.0.0.1", dst="10.0.0.2", flags="MF", frag=0, id=9, proto=17) / Raw(
+        bytes(UDP(sport=5, dport=6, len=40)) + b"a" * 16
+    )
     fr2 = IP(src="10.0.0.1", dst="10.0.0.2", flags=0, frag=3, id=9, proto=17) / Raw(b"b" * 8)
-    tcp = IP(src="10.0.0.1", dst="52.112.0.9") / TCP(sport=40000, dport=443, seq=1000, flags="PA") / Raw(b"\x17\x03\x03\x00\x05hello")
-    icmp = IP(src="10.0.0.9", dst="10.0.0.1") / ICMP(type=3, code=3) / bytes(IP(src="10.0.0.1", dst="10.0.0.9") / UDP(sport=5, dport=6))
+    tcp = (
+        IP(src="10.0.0.1", dst="52.112.0.9")
+        / TCP(sport=40000, dport=443, seq=1000, flags="PA")
+        / Raw(b"\x17\x03\x03\x00\x05hello")
+    )
+    icmp = (
+        IP(src="10.0.0.9", dst="10.0.0.1")
+        / ICMP(type=3, code=3)
+        / bytes(IP(src="10.0.0.1", dst="10.0.0.9") / UDP(sport=5, dport=6))
+    )
     esp = IP(src="10.0.0.1", dst="198.51.100.2", proto=50) / Raw(b"\x00\x00\x01\x02" + b"e" * 40)
     natt = IP(src="10.0.0.1", dst="198.51.100.2") / UDP(sport=4500, dport=4500) / Raw(b"\x00\x00\x01\x02" + b"e" * 40)
     pkts = [(T0 + i, bytes(Ether() / x)) for i, x in enumerate([opts, fr1, fr2, tcp, icmp, esp, natt])]
@@ -128,11 +172,23 @@ def test_ipv4_options_fragments_tcp_icmp_esp(tmp_path):
 
 
 def test_rfc7983_classes(tmp_path):
-    firsts = {b"\x01\x01": "stun", b"\x10\x00": "zrtp", b"\x17\xfe": "dtls", b"\x40\x00": "turn-channel",
-              b"\x80\x00": "rtp", b"\x80\xc8": "rtcp", b"\x81\xdf": "rtcp", b"\x80\xe0": "rtp", b"\x55\x00": "other",
-              b"\xc0\x00": "other", b"\x04\x00": "other"}
-    pkts = [(T0 + i, bytes(Ether() / IP() / UDP(sport=1000 + i, dport=2000) / Raw(k + b"\0" * 10)))
-            for i, k in enumerate(firsts)]
+    firsts = {
+        b"\x01\x01": "stun",
+        b"\x10\x00": "zrtp",
+        b"\x17\xfe": "dtls",
+        b"\x40\x00": "turn-channel",
+        b"\x80\x00": "rtp",
+        b"\x80\xc8": "rtcp",
+        b"\x81\xdf": "rtcp",
+        b"\x80\xe0": "rtp",
+        b"\x55\x00": "other",
+        b"\xc0\x00": "other",
+        b"\x04\x00": "other",
+    }
+    pkts = [
+        (T0 + i, bytes(Ether() / IP() / UDP(sport=1000 + i, dport=2000) / Raw(k + b"\0" * 10)))
+        for i, k in enumerate(firsts)
+    ]
     s = summarize(write(tmp_path, "c.pcap", pcap_bytes(pkts)))
     assert s.classes == {"stun": 1, "zrtp": 1, "dtls": 1, "turn-channel": 1, "rtp": 2, "rtcp": 2, "other": 3}
 
@@ -141,7 +197,8 @@ def test_rfc7983_classes(tmp_path):
 def test_pcapng_interfaces_resolutions_blocks(tmp_path, big):
     eth = bytes(Ether() / UDP4)
     data = (
-        shb(big) + idb(1, big=big)  # default: microseconds
+        shb(big)
+        + idb(1, big=big)  # default: microseconds
         + idb(101, big=big, tsresol=9)  # nanoseconds
         + idb(1, big=big, tsresol=0x80 | 10, tsoffset=100)  # 2^-10 s units, +100 s offset
         + epb(0, T0 // 1000, eth, big=big)
@@ -164,7 +221,14 @@ def test_pcapng_interfaces_resolutions_blocks(tmp_path, big):
 
 def test_pcapng_two_sections_of_different_byte_order(tmp_path):
     eth = bytes(Ether() / UDP4)
-    data = shb(False) + idb(1) + epb(0, T0 // 1000, eth) + shb(True) + idb(101, big=True, tsresol=9) + epb(0, T0 + 5, bytes(UDP6), big=True)
+    data = (
+        shb(False)
+        + idb(1)
+        + epb(0, T0 // 1000, eth)
+        + shb(True)
+        + idb(101, big=True, tsresol=9)
+        + epb(0, T0 + 5, bytes(UDP6), big=True)
+    )
     got = rows(write(tmp_path, "two.pcapng", data))
     assert [(r[0], r[2]) for r in got] == [(1, "10.1.0.11"), (2, "2001:db8::1")]
     assert got[1][1] == T0 + 5
@@ -217,8 +281,12 @@ def test_pcapng_block_whose_length_lies(tmp_path):
 
 @pytest.mark.parametrize(
     "content,needle",
-    [(b"", "empty file"), (b"hello world, not a capture", "not a pcap or pcapng capture"),
-     (b"\xd4\xc3\xb2", "not a pcap or pcapng capture"), (b"\xd4\xc3\xb2\xa1\x02\x00", "pcap file header cut short")],
+    [
+        (b"", "empty file"),
+        (b"hello world, not a capture", "not a pcap or pcapng capture"),
+        (b"\xd4\xc3\xb2", "not a pcap or pcapng capture"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "pcap file header cut short"),
+    ],
 )
 def test_unreadable_files_raise_capture_error(tmp_path, content, needle):
     p = write(tmp_path, "bad.pcap", content)

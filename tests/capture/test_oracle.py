@@ -11,8 +11,19 @@ from analyzer.capture import CaptureFile, addr_strs, iter_batches, summarize
 from tests.conftest import CAPTURES, public_captures, tshark_fields
 
 FIELDS = [
-    "frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
-    "udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport", "icmp.type", "icmpv6.type", "_ws.col.Protocol",
+    "frame.number",
+    "frame.time_epoch",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "udp.srcport",
+    "udp.dstport",
+    "tcp.srcport",
+    "tcp.dstport",
+    "icmp.type",
+    "icmpv6.type",
+    "_ws.col.Protocol",
 ]
 
 
@@ -23,7 +34,14 @@ def _ours(path):
             src = addr_strs(b.src_hi, b.src_lo)
             dst = addr_strs(b.dst_hi, b.dst_lo)
             for i in range(len(b)):
-                rows[int(b.frame[i])] = (int(b.ts_ns[i]), src[i], dst[i], int(b.sport[i]), int(b.dport[i]), int(b.proto[i]))
+                rows[int(b.frame[i])] = (
+                    int(b.ts_ns[i]),
+                    src[i],
+                    dst[i],
+                    int(b.sport[i]),
+                    int(b.dport[i]),
+                    int(b.proto[i]),
+                )
     return rows
 
 

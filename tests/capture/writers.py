@@ -8,8 +8,13 @@ from collections.abc import Iterable
 
 
 def pcap_bytes(
-    packets: Iterable[tuple[int, bytes]], linktype: int = 1, *, big: bool = False, nano: bool = False,
-    snaplen: int = 65535, origlens: dict[int, int] | None = None,
+    packets: Iterable[tuple[int, bytes]],
+    linktype: int = 1,
+    *,
+    big: bool = False,
+    nano: bool = False,
+    snaplen: int = 65535,
+    origlens: dict[int, int] | None = None,
 ) -> bytes:
     """A classic pcap file. packets: (ts_ns, data). origlens: record index -> original length."""
     e = ">" if big else "<"
