@@ -1,0 +1,117 @@
+"""A short real WebRTC call between two aiortc peers on this machine, captured with tcpdump.
+
+Both peers run in one process and exchange offer/answer in memory; media is a generated 440 Hz tone
+(Opus) one way and silence-free noise the other way. The capture is taken on the 'any' pseudo-interface,
+so it is Linux cooked (SLL2) and holds the STUN checks, the DTLS-SRTP handshake and the SRTP media.
+
+    python captures/generate/loopback_call.py captures/loopback-call/call.pcap --seconds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from av import AudioFrame
+
+RATE = 48_000
+SAMPLES = 960  # 20 ms
+
+
+class Tone(MediaStreamTrack):
+    """A sine tone, 20 ms frames, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, freq: float) -> None:
+        super().__init__()
+        self.freq = freq
+        self.pts = 0
+        self.t0: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        due = self.t0 + self.pts / RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t = (np.arange(SAMPLES) + self.pts) / RATE
+        pcm = (0.3 * 32767 * np.sin(2 * math.pi * self.freq * t)).astype(np.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.pts += SAMPLES
+        return frame
+
+
+async def call(seconds: float) -> dict:
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    a.addTrack(Tone(440))
+    b.addTrack(Tone(660))
+    got = {"a": 0, "b": 0}
+
+    def sink(pc: RTCPeerConnection, name: str) -> None:
+        @pc.on("track")
+        def _on_track(track) -> None:
+            async def drain() -> None:
+                while True:
+                    try:
+                        await track.recv()
+                    except Exception:
+                        return
+                    got[name] += 1
+
+            asyncio.ensure_future(drain())
+
+    sink(a, "a")
+    sink(b, "b")
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await asyncio.sleep(seconds)
+    pair = a.sctp  # noqa: F841  (no data channel: kept None)
+    ice = a.getTransceivers()[0].sender.transport.transport
+    sel = ice.iceGatherer.getLocalCandidates()
+    truth = {
+        "offer_ufrag": a.localDescription.sdp.split("a=ice-ufrag:")[1].split()[0],
+        "answer_ufrag": b.localDescription.sdp.split("a=ice-ufrag:")[1].split()[0],
+        "offer_fingerprint": a.localDescription.sdp.split("a=fingerprint:sha-256 ")[1].split()[0],
+        "answer_fingerprint": b.localDescription.sdp.split("a=fingerprint:sha-256 ")[1].split()[0],
+        "local_candidates_a": [f"{c.type} {c.ip}:{c.port}" for c in sel],
+        "frames_received": got,
+    }
+    await a.close()
+    await b.close()
+    return truth
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    args = ap.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    dump = subprocess.Popen(["tcpdump", "-i", "any", "-w", str(args.out), "-U", "udp"], stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    truth = asyncio.run(call(args.seconds))
+    time.sleep(0.5)
+    dump.terminate()
+    _, err = dump.communicate()
+    truth["tcpdump"] = err.decode().strip().splitlines()[-3:]
+    truth["scenario"] = "loopback-call"
+    truth["description"] = "two aiortc peers on one host, host candidates only, Opus both ways, DTLS-SRTP"
+    (args.out.parent / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    print(json.dumps(truth, indent=2))
+
+
+if __name__ == "__main__":
+    main()
