@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
+
+if TYPE_CHECKING:  # pandas is imported only when a table is asked for: `callflow summary` stays light
+    import pandas as pd
 
 PathLike = str | os.PathLike
 Progress = Callable[[int, int], None]
@@ -24,11 +26,13 @@ class Analysis:
 
     files: list[str]
     captures: list[CaptureSummary]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # filled by the later stages
 
     @property
     def summary(self) -> pd.DataFrame:
         """One row per capture file: what `callflow summary` prints."""
+        import pandas as pd
+
         rows = []
         for i, s in enumerate(self.captures):
             d = s.to_dict()

@@ -9,6 +9,7 @@ records are found with the lockstep chain walk and described by numpy arrays. No
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import struct
 from collections import Counter
@@ -34,6 +35,8 @@ BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
 MAX_RECORD = 16 * 1024 * 1024  # larger than any real packet: a header claiming more is damaged
 CHUNK_BYTES = 32 * 1024 * 1024
 WINDOW = 16 * 1024 * 1024
+MMAP_MIN = 4 * 1024 * 1024  # smaller files are simply read
+RELEASE_STEP = 8 * 1024 * 1024
 PCAPNG_BLOCK_NAMES = {
     1: "interface description",
     2: "packet (obsolete)",
@@ -159,7 +162,27 @@ class _Source:
         self.base = 0  # file offset (decompressed) of arr[0]
         self.eof = False
         self.error: str | None = None
-        self.more(64 * 1024)
+        self._mm: mmap.mmap | None = None
+        self._released = 0
+        size = os.fstat(self._f.fileno()).st_size if not self.compressed else 0
+        if size >= MMAP_MIN:
+            # Map the whole file: no copy of the payload bytes. The pages already processed are dropped
+            # from the resident set as we go (release), so memory stays bounded by the chunk size.
+            self._mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._mm.madvise(mmap.MADV_SEQUENTIAL)
+            self.arr = np.frombuffer(self._mm, dtype=np.uint8)
+            self.eof = True
+        else:
+            self.more(64 * 1024)
+
+    def release(self, upto: int) -> None:
+        """Drop the mapped pages before window position `upto` from memory (they stay readable)."""
+        if self._mm is None:
+            return
+        end = (upto // mmap.PAGESIZE) * mmap.PAGESIZE
+        if end - self._released >= RELEASE_STEP:
+            self._mm.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            self._released = end
 
     def more(self, want: int = WINDOW, keep_from: int | None = None) -> bool:
         """Drop bytes before `keep_from` (window-relative) and append up to `want` more."""
@@ -187,6 +210,11 @@ class _Source:
 
     def close(self) -> None:
         self.arr = np.zeros(0, dtype=np.uint8)
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a batch still holds a view: the map goes when the last view does
+                pass
         self._f.close()
 
 
@@ -424,6 +452,7 @@ class CaptureFile:
                 frame += len(chunk)
                 self.records += len(chunk)
                 yield chunk
+                src.release(pos)
             if nxt is None:
                 break
             if nxt == pos and walk.offsets.size == 0 and walk.reason == "limit":
