@@ -1,6 +1,8 @@
 """The Python API: `analyze()` reads one or more captures of a call and returns an `Analysis`.
 
-Each pipeline stage adds its tables to the Analysis; the CLI and the reports only read them.
+One pass over each file feeds every stage batch by batch; each stage keeps running state bounded by
+flows and streams. The tables are built from that state when first asked for, so `callflow summary`
+never pays for pandas.
 """
 
 from __future__ import annotations
@@ -8,57 +10,96 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
+from .dissect.stage import DissectResult, DissectStage
 
-if TYPE_CHECKING:  # pandas is imported only when a table is asked for: `callflow summary` stays light
+if TYPE_CHECKING:  # pandas is imported only when a table is asked for
     import pandas as pd
 
 PathLike = str | os.PathLike
 Progress = Callable[[int, int], None]
 
+# table name -> builder(analysis) ; the stages register theirs here
+_BUILDERS: dict[str, Callable[[Analysis], Any]] = {}
+
+
+def _table(name: str):
+    def register(fn):
+        _BUILDERS[name] = fn
+        return fn
+
+    return register
+
 
 @dataclass
 class Analysis:
-    """Everything learned from the captures, as pandas DataFrames with stable column names
-    (see DESIGN.md). Rows that come from packets carry `file` (index into `files`) and `frame`."""
+    """Everything learned from the captures. Tables (pandas DataFrames, column names as in DESIGN.md)
+    are attributes: `a.stun`, `a.dtls`, `a.transactions`, `a.dtls_sessions`, `a.summary`. Rows that come
+    from packets carry `file` (index into `files`) and `frame` (Wireshark's frame number)."""
 
     files: list[str]
     captures: list[CaptureSummary]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # filled by the later stages
+    dissect: list[DissectResult]
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def summary(self) -> pd.DataFrame:
-        """One row per capture file: what `callflow summary` prints."""
-        import pandas as pd
+    def tables(self) -> list[str]:
+        return sorted(_BUILDERS)
 
-        rows = []
-        for i, s in enumerate(self.captures):
-            d = s.to_dict()
-            rows.append(
-                {
-                    "file": i,
-                    "path": s.file,
-                    "format": s.format,
-                    "packets": s.packets,
-                    "bytes": s.bytes_captured,
-                    "first_time": d["first_time"],
-                    "last_time": d["last_time"],
-                    "duration_s": d["duration_s"],
-                    "damaged": d["damaged_total"],
-                    "udp_flows": s.udp_flows,
-                    "tcp_flows": s.tcp_flows,
-                    **{f"class_{k}": v for k, v in s.classes.items()},
-                }
-            )
-        return pd.DataFrame(rows)
+    def __getattr__(self, name: str) -> Any:
+        builders = _BUILDERS
+        if name.startswith("_") or name not in builders:
+            raise AttributeError(f"Analysis has no table {name!r} (tables: {', '.join(sorted(builders))})")
+        cache = self.__dict__["_cache"]
+        if name not in cache:
+            cache[name] = builders[name](self)
+        return cache[name]
 
-    def __getattr__(self, name: str) -> pd.DataFrame:
-        tables = self.__dict__.get("tables", {})
-        if name in tables:
-            return tables[name]
-        raise AttributeError(f"Analysis has no table {name!r} (has: {', '.join(sorted(tables)) or 'none yet'})")
+
+@_table("summary")
+def _summary(a: Analysis) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for i, s in enumerate(a.captures):
+        d = s.to_dict()
+        rows.append({
+            "file": i, "path": s.file, "format": s.format, "packets": s.packets, "bytes": s.bytes_captured,
+            "first_time": d["first_time"], "last_time": d["last_time"], "duration_s": d["duration_s"],
+            "damaged": d["damaged_total"], "udp_flows": s.udp_flows, "tcp_flows": s.tcp_flows,
+            **{f"class_{k}": v for k, v in s.classes.items()},
+        })
+    return pd.DataFrame(rows)
+
+
+@_table("stun")
+def _stun(a: Analysis) -> pd.DataFrame:
+    from .dissect.tables import stun_table
+
+    return stun_table([d.control for d in a.dissect])
+
+
+@_table("dtls")
+def _dtls(a: Analysis) -> pd.DataFrame:
+    from .dissect.tables import dtls_table
+
+    return dtls_table([d.control for d in a.dissect])
+
+
+@_table("transactions")
+def _transactions(a: Analysis) -> pd.DataFrame:
+    from .dissect.tables import transactions_table
+
+    return transactions_table([d.control for d in a.dissect])
+
+
+@_table("dtls_sessions")
+def _dtls_sessions(a: Analysis) -> pd.DataFrame:
+    from .dissect.tables import dtls_sessions_table
+
+    return dtls_sessions_table([d.control for d in a.dissect])
 
 
 def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
@@ -77,11 +118,19 @@ def analyze(
     Raises analyzer.capture.CaptureError for a file that cannot be read at all; damaged packets are
     counted in the capture's summary instead."""
     files = _as_list(paths)
-    summaries = []
-    for path in files:
+    summaries, dissected = [], []
+    for index, path in enumerate(files):
         with CaptureFile(path) as cap:
             sb = SummaryBuilder(cap)
+            stage = DissectStage(index)
             for batch in iter_batches(cap, progress(path) if progress else None):
                 sb.add(batch)
-            summaries.append(sb.finish())
-    return Analysis(files=files, captures=summaries)
+                stage.add(batch)
+            summary = sb.finish()
+            result = stage.finish()
+            summary.messages = result.messages
+            summary.confirmed = result.confirmed
+            summary.rejected = result.rejected
+            summaries.append(summary)
+            dissected.append(result)
+    return Analysis(files=files, captures=summaries, dissect=dissected)

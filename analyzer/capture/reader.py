@@ -85,6 +85,10 @@ class CaptureSummary:
     classes: dict[str, int] = field(default_factory=dict)
     vpn_candidates: int = 0
     blocks: dict[str, int] = field(default_factory=dict)
+    # from the dissect stage: classes confirmed / rejected by structure, and messages by name
+    confirmed: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

@@ -189,14 +189,14 @@ def _fragments(frag: bytes) -> tuple[tuple[HandshakeFragment, ...], str | None]:
 
 
 def parse_dtls(data: bytes, *, cid_len: int | None = None) -> DtlsDatagram:
-    """Split a UDP payload into DTLS records; the records before any damage are kept, the damage is
-    reported in `malformed` (of the datagram, or of the record whose length overruns)."""
+    """Split a UDP payload into DTLS records. The records before any damage are kept; the damage is reported
+    in the damaged record's `malformed` and, first reason only, in the datagram's."""
     records: list[DtlsRecord] = []
     try:
         _split(bytes(data), 0, cid_len, False, True, records)
     except _Bad as exc:
         return DtlsDatagram(tuple(records), str(exc))
-    return DtlsDatagram(tuple(records), None)
+    return DtlsDatagram(tuple(records), next((r.malformed for r in records if r.malformed), None))
 
 
 def looks_like_dtls(data: bytes, *, cid_len: int | None = None, established: bool = False) -> bool:
@@ -214,68 +214,56 @@ def looks_like_dtls(data: bytes, *, cid_len: int | None = None, established: boo
 
 # ---------------------------------------------------------------- handshake reassembly
 
-class _Partial:
-    __slots__ = ("buf", "have", "length", "msg_type")
-
-    def __init__(self, msg_type: int, length: int) -> None:
-        self.msg_type, self.length = msg_type, length
-        self.buf = bytearray(length)
-        self.have: list[tuple[int, int]] = []  # merged, sorted byte ranges received
-
-    def put(self, off: int, body: bytes) -> bool:
-        self.buf[off:off + len(body)] = body
-        spans = sorted([*self.have, (off, off + len(body))])
-        merged = [spans[0]]
-        for a, b in spans[1:]:
-            if a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.have = merged
-        return merged[0] == (0, self.length)
-
-
 class HandshakeReassembler:
     """Rebuilds handshake messages of one direction from their fragments, in any order, tolerating overlaps
     and retransmissions. A message is returned once, when its last missing byte arrives; a retransmitted copy
     of a completed message is ignored, a different message under a reused message_seq (a new handshake on the
-    same flow) starts over. Memory is bounded by MAX_MESSAGE, MAX_PENDING and DONE_MEMORY."""
+    same flow) starts over. Memory and work are bounded by the class limits below."""
 
-    MAX_MESSAGE = 1 << 18
-    MAX_PENDING = 8
-    DONE_MEMORY = 16
+    MAX_MESSAGE = 1 << 17  # bytes of one message (a certificate chain is a few KiB)
+    MAX_PENDING = 6  # incomplete messages kept at once
+    MAX_HOLES = 64  # disjoint byte ranges of one incomplete message
+    DONE_MEMORY = 16  # completed messages remembered to recognise retransmissions
 
     def __init__(self) -> None:
-        self._pending: dict[int, _Partial] = {}
+        # message_seq -> (msg_type, length, buffer, sorted disjoint received ranges)
+        self._pending: dict[int, tuple[int, int, bytearray, list[tuple[int, int]]]] = {}
         self._done: dict[int, tuple[int, int, bytes]] = {}
 
     def add(self, frag: HandshakeFragment, frame: int) -> list[tuple[int, int, bytes]]:
         body = bytes(frag.body[:frag.fragment_length])
-        off, length, seq = frag.fragment_offset, frag.length, frag.message_seq
+        off, length, seq, kind = frag.fragment_offset, frag.length, frag.message_seq, frag.msg_type
         if length > self.MAX_MESSAGE or off + len(body) > length:
             return []
         done = self._done.get(seq)
         if done is not None:
-            if done[:2] == (frag.msg_type, length) and done[2][off:off + len(body)] == body:
+            if done[:2] == (kind, length) and done[2][off:off + len(body)] == body:
                 return []  # retransmission of a message already delivered
             del self._done[seq]
         part = self._pending.get(seq)
-        if part is None or (part.msg_type, part.length) != (frag.msg_type, length):
-            part = self._pending[seq] = _Partial(frag.msg_type, length)
+        if part is None or part[:2] != (kind, length):
+            part = self._pending[seq] = (kind, length, bytearray(length), [])
             while len(self._pending) > self.MAX_PENDING:
                 del self._pending[next(iter(self._pending))]
-        if not part.put(off, body) and length:
+        buf, have = part[2], part[3]
+        buf[off:off + len(body)] = body
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted([*have, (off, off + len(body))]):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        have[:] = merged
+        if len(merged) > self.MAX_HOLES:
+            del self._pending[seq]
             return []
-        self._pending.pop(seq, None)
-        full = bytes(part.buf)
-        self._done[seq] = (frag.msg_type, length, full)
+        if merged[0] != (0, length):
+            return []
+        del self._pending[seq]
+        self._done[seq] = (kind, length, bytes(buf))
         while len(self._done) > self.DONE_MEMORY:
             del self._done[next(iter(self._done))]
-        return [(frame, frag.msg_type, full)]
-
-    def reset(self) -> None:
-        self._pending.clear()
-        self._done.clear()
+        return [(frame, kind, bytes(buf))]
 
 
 # ---------------------------------------------------------------- handshake messages
@@ -352,19 +340,6 @@ def _pairs(raw: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw) - 1, 2))
 
 
-def _extensions(cur: _Cur) -> list[tuple[int, bytes]]:
-    if cur.left() == 0:
-        return []
-    block, out = _Cur(cur.vec(2)), []
-    while block.left():
-        out.append((block.num(2), block.vec(2)))
-    return out
-
-
-def _srtp(data: bytes) -> tuple[int, ...]:
-    return _pairs(_Cur(data).vec(2))
-
-
 def _sni(data: bytes) -> str | None:
     cur = _Cur(_Cur(data).vec(2))
     while cur.left():
@@ -374,66 +349,74 @@ def _sni(data: bytes) -> str | None:
     return None
 
 
+# extension code -> (field, decoder) for the hellos' extensions an observer cares about
+_CH_EXTENSIONS = {
+    T.EXT_USE_SRTP: ("srtp_profiles", lambda d: _pairs(_Cur(d).vec(2))),
+    T.EXT_SUPPORTED_VERSIONS: ("supported_versions", lambda d: _pairs(_Cur(d).vec(1))),
+    T.EXT_SERVER_NAME: ("server_name", _sni),
+    T.EXT_CONNECTION_ID: ("connection_id", lambda d: _Cur(d).vec(1)),
+}
+_SH_EXTENSIONS = {
+    T.EXT_USE_SRTP: ("srtp_profile", lambda d: next(iter(_pairs(_Cur(d).vec(2))), None)),
+    T.EXT_SUPPORTED_VERSIONS: ("selected_version", lambda d: _Cur(d).num(2)),
+    T.EXT_CONNECTION_ID: ("connection_id", lambda d: _Cur(d).vec(1)),
+}
+
+
+def _extensions(cur: _Cur, fields: dict, decoders: dict) -> None:
+    """Fill `fields` from the extension block at the cursor (absent block: nothing to do)."""
+    if cur.left() == 0:
+        return
+    block, codes = _Cur(cur.vec(2)), []
+    while block.left():
+        code, data = block.num(2), block.vec(2)
+        codes.append(code)
+        fields["extensions"] = tuple(codes)
+        if code in decoders:
+            name, decode = decoders[code]
+            fields[name] = decode(data)
+
+
 def _client_hello(body: bytes) -> ClientHello:
-    f: dict = {"version": 0, "random_hex": "", "session_id": "", "cookie_hex": "", "cipher_suites": (),
-               "extensions": (), "srtp_profiles": (), "supported_versions": (), "server_name": None,
-               "malformed": None, "connection_id": None}
+    f = dict.fromkeys(ClientHello._fields)
+    f.update(version=0, random_hex="", session_id="", cookie_hex="", cipher_suites=(), extensions=(),
+             srtp_profiles=(), supported_versions=())
+    cur = _Cur(body)
     try:
-        cur = _Cur(body)
         f["version"], f["random_hex"] = cur.num(2), cur.take(32).hex()
         f["session_id"], f["cookie_hex"] = cur.vec(1).hex(), cur.vec(1).hex()
         f["cipher_suites"] = _pairs(cur.vec(2))
         cur.vec(1)  # compression methods
-        exts = _extensions(cur)
-        f["extensions"] = tuple(code for code, _ in exts)
-        for code, data in exts:
-            if code == T.EXT_USE_SRTP:
-                f["srtp_profiles"] = _srtp(data)
-            elif code == T.EXT_SUPPORTED_VERSIONS:
-                f["supported_versions"] = _pairs(_Cur(data).vec(1))
-            elif code == T.EXT_SERVER_NAME:
-                f["server_name"] = _sni(data)
-            elif code == T.EXT_CONNECTION_ID:
-                f["connection_id"] = _Cur(data).vec(1)
+        _extensions(cur, f, _CH_EXTENSIONS)
     except _Bad as exc:
         f["malformed"] = str(exc)
     return ClientHello(**f)
 
 
 def _server_hello(body: bytes) -> ServerHello:
-    f: dict = {"version": 0, "random_hex": "", "cipher_suite": 0, "cipher_name": "", "extensions": (),
-               "srtp_profile": None, "selected_version": None, "malformed": None, "hello_retry_request": False,
-               "connection_id": None}
+    f = dict.fromkeys(ServerHello._fields)
+    f.update(version=0, random_hex="", cipher_suite=0, cipher_name="", extensions=(), hello_retry_request=False)
+    cur = _Cur(body)
     try:
-        cur = _Cur(body)
         f["version"], rnd = cur.num(2), cur.take(32)
         f["random_hex"], f["hello_retry_request"] = rnd.hex(), rnd == T.HELLO_RETRY_RANDOM
         cur.vec(1)  # session id echo
         f["cipher_suite"] = cur.num(2)
         f["cipher_name"] = T.cipher_name(f["cipher_suite"])
-        cur.num(1)  # compression
-        exts = _extensions(cur)
-        f["extensions"] = tuple(code for code, _ in exts)
-        for code, data in exts:
-            if code == T.EXT_USE_SRTP:
-                f["srtp_profile"] = next(iter(_srtp(data)), None)
-            elif code == T.EXT_SUPPORTED_VERSIONS:
-                f["selected_version"] = _Cur(data).num(2)
-            elif code == T.EXT_CONNECTION_ID:
-                f["connection_id"] = _Cur(data).vec(1)
+        cur.num(1)  # compression method
+        _extensions(cur, f, _SH_EXTENSIONS)
     except _Bad as exc:
         f["malformed"] = str(exc)
     return ServerHello(**f)
 
 
 def _hello_verify(body: bytes) -> HelloVerifyRequest:
-    cur, version, cookie = _Cur(body), 0, ""
+    cur, version = _Cur(body), 0
     try:
         version = cur.num(2)
-        cookie = cur.vec(1).hex()
+        return HelloVerifyRequest(version, cur.vec(1).hex(), None)
     except _Bad as exc:
-        return HelloVerifyRequest(version, cookie, str(exc))
-    return HelloVerifyRequest(version, cookie, None)
+        return HelloVerifyRequest(version, "", str(exc))
 
 
 def fingerprint(der: bytes) -> str:

@@ -65,14 +65,12 @@ class RtpHeader(NamedTuple):
     malformed: str | None  # why the packet is not valid RTP, or what is wrong in its extension
 
 
+_DTYPES = (bool, np.uint8, bool, bool, np.uint8, bool, np.uint8, np.uint16, np.uint32, np.uint32, np.int32, np.uint16,
+           np.int32)
+
+
 def _empty_columns(n: int) -> RtpColumns:
-    z8 = np.zeros(n, dtype=np.uint8)
-    zb = np.zeros(n, dtype=bool)
-    return RtpColumns(
-        zb, z8, zb.copy(), zb.copy(), z8.copy(), zb.copy(), z8.copy(), np.zeros(n, np.uint16),
-        np.zeros(n, np.uint32), np.zeros(n, np.uint32), np.zeros(n, np.int32), np.zeros(n, np.uint16),
-        np.zeros(n, np.int32),
-    )
+    return RtpColumns(*(np.zeros(n, dtype=t) for t in _DTYPES))
 
 
 def rtp_columns(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> RtpColumns:
@@ -195,6 +193,14 @@ def _pair_ok(seq_a: np.ndarray, seq_b: np.ndarray, ts_a=None, ts_b=None) -> np.n
     return good
 
 
+def _good_pairs(s: np.ndarray, t: np.ndarray | None, starts: np.ndarray) -> np.ndarray:
+    """1 where a row and the one before it (same stream) form a good pair; 0 on each stream's first row."""
+    good = np.zeros(s.size, dtype=np.int64)
+    good[1:] = _pair_ok(s[:-1], s[1:], None if t is None else t[:-1], None if t is None else t[1:])
+    good[starts] = 0
+    return good
+
+
 def _runs(group_key, ssrc, valid):
     """Valid rows grouped by stream: (rows in stream then frame order, run id per row, run starts, keys)."""
     idx = np.flatnonzero(np.asarray(valid, dtype=bool))
@@ -211,7 +217,8 @@ def _confirmed(n: np.ndarray, good: np.ndarray) -> np.ndarray:
     return (n >= MIN_PACKETS) & (GOOD_RATIO_DEN * good >= GOOD_RATIO_NUM * (n - 1))
 
 
-def confirm_rtp(group_key: np.ndarray, ssrc: np.ndarray, seq: np.ndarray, ts: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def confirm_rtp(group_key: np.ndarray, ssrc: np.ndarray, seq: np.ndarray, ts: np.ndarray | None,
+                valid: np.ndarray) -> np.ndarray:
     """Structural RTP confirmation for one batch of candidates (stateless).
 
     Rows with `valid` are grouped by (group_key, SSRC) in their input order. A consecutive pair of a group
@@ -219,17 +226,14 @@ def confirm_rtp(group_key: np.ndarray, ssrc: np.ndarray, seq: np.ndarray, ts: np
     MAX_TS_JUMP either way (signed, mod 2^32). A group is confirmed, and so are all its rows, when it has
     at least 4 rows and at least 75 % of its consecutive pairs are good. A SIP/QUIC/DNS or random payload
     whose first byte happens to be 0x80..0xBF fails: its "SSRC" and "sequence" bytes do not repeat and
-    step like a counter. Exclude RTCP (rtcp_mask) from `valid` before calling.
+    step like a counter. Exclude RTCP (rtcp_mask) from `valid` before calling. ts=None skips the
+    timestamp condition.
     """
     out = np.zeros(np.asarray(valid).size, dtype=bool)
     rows, run, starts, _ = _runs(group_key, ssrc, valid)
     if rows.size == 0:
         return out
-    s = np.asarray(seq)[rows]
-    t = np.asarray(ts)[rows]
-    good = np.zeros(rows.size, dtype=np.int64)
-    good[1:] = _pair_ok(s[:-1], s[1:], t[:-1], t[1:])
-    good[starts] = 0
+    good = _good_pairs(np.asarray(seq)[rows], None if ts is None else np.asarray(ts)[rows], starts)
     n = np.diff(np.append(starts, rows.size))
     g = np.add.reduceat(good, starts)
     out[rows] = _confirmed(n, g)[run]
@@ -268,9 +272,7 @@ class RtpConfirmer:
             return out
         s = np.asarray(seq).astype(np.int64)[rows]
         t = None if ts is None else np.asarray(ts).astype(np.int64)[rows]
-        good = np.zeros(rows.size, dtype=np.int64)
-        good[1:] = _pair_ok(s[:-1], s[1:], None if t is None else t[:-1], None if t is None else t[1:])
-        good[starts] = 0
+        good = _good_pairs(s, t, starts)
         pos = np.searchsorted(self.keys, rkeys)
         pos_c = np.minimum(pos, max(self.keys.size - 1, 0))
         found = (pos < self.keys.size) & (self.keys[pos_c] == rkeys) if self.keys.size else np.zeros(rkeys.size, bool)

@@ -79,7 +79,7 @@ __all__ = [
 
 class StunAttribute(NamedTuple):
     type: int
-    name: str  # e.g. 'XOR-MAPPED-ADDRESS', or 'unknown-0xc001'
+    name: str  # e.g. 'XOR-MAPPED-ADDRESS', or 'unknown-0xC001'
     value: Any  # Address, ErrorCode, int, str, bytes, bool, tuple...; None when malformed
     raw: bytes  # the value bytes as sent, padding excluded
     malformed: str | None = None
@@ -265,7 +265,7 @@ def _walk(data: bytes, end: int, padded: bool, ms: bool) -> _Walk:
     off = HEADER_LEN
     while off + 4 <= end:
         atype, alen = struct.unpack_from("!HH", data, off)
-        name, decoder = table.get(atype, (f"unknown-0x{atype:04x}", None))
+        name, decoder = table.get(atype, (f"unknown-0x{atype:04X}", None))
         vstart, vend = off + 4, off + 4 + alen
         if vend > end:
             problem = f"attribute {name} length {alen} runs past the message end"
@@ -279,8 +279,8 @@ def _walk(data: bytes, end: int, padded: bool, ms: bool) -> _Walk:
                 value = decoder(raw, key)
             except Exception as exc:  # a decoder's complaint becomes the attribute's reason
                 value, bad = None, f"{name}: {exc}"
-        if atype == A_FINGERPRINT and value is not None and fingerprint_ok is None:
-            fingerprint_ok = (zlib.crc32(data[:off]) ^ FINGERPRINT_XOR) == value
+        if atype == A_FINGERPRINT and fingerprint_ok is None:
+            fingerprint_ok = value is not None and (zlib.crc32(data[:off]) ^ FINGERPRINT_XOR) == value
         attrs.append(StunAttribute(atype, name, value, raw, bad))
         nxt = vstart + ((alen + 3) & ~3 if padded else alen)
         if nxt > end:
@@ -302,7 +302,7 @@ def _bad(data: bytes, reason: str) -> StunMessage:
     return StunMessage(
         msg_type=msg_type,
         method=method,
-        method_name=METHOD_NAMES.get(method, f"unknown-0x{method:03x}"),
+        method_name=METHOD_NAMES.get(method, f"unknown-0x{method:03X}"),
         cls=CLASS_NAMES[cls],
         length=length,
         magic_cookie_ok=cookie_ok,
@@ -326,7 +326,7 @@ def parse_stun(data: bytes) -> StunMessage:
     if ms and msg_type in MS_TYPES:
         method_name, cls = MS_TYPES[msg_type]
     else:
-        method_name = METHOD_NAMES.get(method, f"unknown-0x{method:03x}")
+        method_name = METHOD_NAMES.get(method, f"unknown-0x{method:03X}")
         cls = CLASS_NAMES[cls_bits]
     problems = []
     end = HEADER_LEN + length
@@ -343,6 +343,7 @@ def parse_stun(data: bytes) -> StunMessage:
     if walk.problem is not None:
         problems.append(walk.problem)
     attrs = walk.attributes
+    problems.extend(a.malformed for a in attrs if a.malformed and a.malformed != "truncated")
     return StunMessage(
         msg_type=msg_type,
         method=method,

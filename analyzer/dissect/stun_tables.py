@@ -265,6 +265,10 @@ def d_password_algorithms(value: bytes, key: bytes) -> tuple[tuple[int, bytes], 
 
 
 def d_ms_sequence(value: bytes, key: bytes) -> MsSequence:
+    """Connection id (20 bytes) + sequence number ([MS-TURN] 2.2.2.21). Teams clients also send a
+    4-byte form with the sequence number alone (ntop_nDPI/teams.pcap frame 1485): connection id ''."""
+    if len(value) == 4:
+        return MsSequence("", struct.unpack_from("!I", value)[0])
     _need(value, 24)
     return MsSequence(value[:20].hex(), struct.unpack_from("!I", value, 20)[0])
 

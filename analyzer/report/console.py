@@ -34,6 +34,11 @@ def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     t.add_row("network", ", ".join(f"{k} {v:,}" for k, v in s.ip.items()) or "-")
     t.add_row("flows", f"UDP {s.udp_flows:,}, TCP {s.tcp_flows:,}")
     t.add_row("classes", ", ".join(f"{k} {v:,}" for k, v in s.classes.items() if v) or "-")
+    if s.confirmed or s.rejected:
+        t.add_row("confirmed", ", ".join(f"{k} {v:,}" for k, v in s.confirmed.items()) or "none")
+        t.add_row("rejected", ", ".join(f"{k} {v:,}" for k, v in s.rejected.items()) or "none")
+    for i, (name, n) in enumerate(s.messages.items()):
+        t.add_row("messages" if i == 0 else "", f"{_esc(name)} {n:,}")
     if s.vpn_candidates:
         t.add_row("VPN candidates", f"{s.vpn_candidates:,} packets (ESP/AH, UDP 500/4500/51820/1194)")
     out.print(t)

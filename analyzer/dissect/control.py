@@ -1,0 +1,238 @@
+"""Per-message work for the few control packets: STUN/TURN/MS-TURN and DTLS, outer and relayed.
+
+`ControlDissector` takes one payload at a time with the place it was found (`Where`), dissects it,
+follows TURN relaying (Send/Data indications, ChannelData, MS-TURN multiplexing) into the inner packet
+between the relayed address and the peer, and keeps the rows of the `stun` and `dtls` tables.
+Its state is the TURN bindings needed to name inner 5-tuples: bounded by allocations and channels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
+
+from .dtls import looks_like_dtls, parse_dtls
+from .dtls_session import DtlsTracker
+from .stun import Address, StunMessage, looks_like_stun, parse_stun
+from .transactions import TransactionMatcher
+from .turn import ChannelData, parse_channeldata, parse_ms_multiplexed, relayed_payload
+
+Endpoint = tuple[str, int]
+UNKNOWN: Endpoint = ("", 0)
+TURN_PORTS = frozenset((3478, 3479, 3480, 3481, 443, 5349))
+MAX_DEPTH = 2  # a relayed packet inside a relayed packet is as deep as real captures go
+
+
+class Where(NamedTuple):
+    """Where a payload was found: the packet that carried it and, when relayed, the outer 5-tuple."""
+
+    file: int
+    frame: int
+    ts_ns: int
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str  # 'udp' | 'tcp'
+    relayed: bool = False
+    outer: tuple[str, int, str, int] | None = None
+    channel: int | None = None
+
+    def inner(self, src: Endpoint, dst: Endpoint, channel: int | None) -> Where:
+        return Where(self.file, self.frame, self.ts_ns, src[0], src[1], dst[0], dst[1], "udp", True,
+                     (self.src, self.sport, self.dst, self.dport), channel)
+
+
+STUN_COLUMNS = (
+    "file", "frame", "ts_ns", "src", "sport", "dst", "dport", "transport", "relayed", "method", "cls",
+    "transaction_id", "msg_type", "legacy_ms", "username", "ufrag_to", "ufrag_from", "priority",
+    "use_candidate", "ice_role", "tie_breaker", "mapped_address", "mapped_port", "relayed_address",
+    "relayed_port", "peer_address", "peer_port", "error_code", "error_reason", "lifetime", "channel",
+    "requested_transport", "software", "ms_version", "stream_type", "candidate_id", "network_id",
+    "network_cost", "fingerprint_ok", "integrity", "attributes", "malformed", "outer_src", "outer_sport",
+    "outer_dst", "outer_dport", "outer_channel",
+)
+DTLS_COLUMNS = (
+    "file", "frame", "ts_ns", "src", "sport", "dst", "dport", "relayed", "content_type", "handshake_type",
+    "version", "epoch", "sequence", "length", "encrypted", "alert", "info", "retransmission", "session",
+    "outer_src", "outer_sport", "outer_dst", "outer_dport", "outer_channel",
+)
+
+
+def _addr(a: Address | None) -> tuple[str | None, int | None]:
+    return (a.address, a.port) if isinstance(a, Address) else (None, None)
+
+
+def message_name(msg: StunMessage) -> str:
+    """The summary's name of a message, e.g. 'STUN Binding request', 'TURN Allocate error'."""
+    family = "MS-TURN" if msg.legacy_ms else ("STUN" if msg.method_name == "Binding" else "TURN")
+    return f"{family} {msg.method_name} {msg.cls}"
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.replace("-", "_").split("_"))
+
+
+class ControlDissector:
+    """STUN/TURN/DTLS rows of one capture file, with TURN relaying followed into the inner packets."""
+
+    def __init__(self) -> None:
+        self.stun_rows: list[tuple] = []
+        self.dtls_rows: list[tuple] = []
+        self.transactions = TransactionMatcher()
+        self.dtls = DtlsTracker()
+        self.messages: Counter = Counter()
+        self.rejected: Counter = Counter()
+        # TURN state, keyed by (client, server) endpoints
+        self.relays: dict[tuple[Endpoint, Endpoint], Endpoint] = {}
+        self.channels: dict[tuple[Endpoint, Endpoint], dict[int, Endpoint]] = {}
+        self._bind_requests: dict[str, tuple[Endpoint, Endpoint, int, Endpoint]] = {}
+
+    # ------------------------------------------------------------------ entry points
+    def payload(self, w: Where, data: bytes, depth: int = 0) -> str:
+        """Dissect one payload by its first byte (RFC 7983); returns what it was found to be:
+        'stun', 'dtls', 'channeldata', 'ms-multiplexed', 'rtp' (left to the media stage) or 'rejected'."""
+        if not data:
+            return "rejected"
+        b0 = data[0]
+        if b0 <= 3:
+            return self.stun(w, data, depth)
+        if 20 <= b0 <= 63 and w.transport == "udp":
+            return self.dtls_datagram(w, data)
+        if 64 <= b0 <= 79:
+            tcp = w.transport == "tcp"
+            return self.channeldata(w, parse_channeldata(data, tcp=tcp), depth, None if tcp else len(data))
+        if data[:2] == b"\xff\x10":
+            return self.ms_multiplexed(w, data, depth)
+        if 128 <= b0 <= 191:
+            return "rtp"
+        return "rejected"
+
+    def stun(self, w: Where, data: bytes, depth: int = 0) -> str:
+        if not looks_like_stun(data):
+            self.rejected["stun"] += 1
+            return "rejected"
+        msg = parse_stun(data)
+        self.messages[message_name(msg)] += 1
+        self._row(w, msg)
+        if not w.relayed:
+            self.transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
+        self._learn_turn(w, msg)
+        inner = relayed_payload(msg)
+        if inner is not None and depth < MAX_DEPTH:
+            peer, payload = inner
+            a, b = (w.src, w.sport), (w.dst, w.dport)
+            if msg.method_name == "Send":  # client -> server: from the client's relayed address to the peer
+                iw = w.inner(self.relays.get((a, b), UNKNOWN), (peer.address, peer.port), None)
+            else:  # Data: server -> client, from the peer to the client's relayed address
+                iw = w.inner((peer.address, peer.port), self.relays.get((b, a), UNKNOWN), None)
+            self.payload(iw, payload, depth + 1)
+        return "stun"
+
+    def channeldata(self, w: Where, cd: ChannelData, depth: int = 0, datagram_len: int | None = None) -> str:
+        if not self._channel_believable(w, cd, datagram_len):
+            self.rejected["turn-channel"] += 1
+            return "rejected"
+        self.messages["TURN ChannelData"] += 1
+        if depth < MAX_DEPTH:
+            src, dst = self.channel_peers(w.src, w.sport, w.dst, w.dport, cd.channel)
+            self.payload(w.inner(src, dst, cd.channel), cd.data, depth + 1)
+        return "channeldata"
+
+    def ms_multiplexed(self, w: Where, data: bytes, depth: int = 0) -> str:
+        mm = parse_ms_multiplexed(data)
+        if mm is None or mm.malformed:
+            self.rejected["ms-multiplexed"] += 1
+            return "rejected"
+        self.messages["MS-TURN multiplexed"] += 1
+        if depth < MAX_DEPTH and mm.data:
+            self.payload(w.inner(UNKNOWN, UNKNOWN, 0xFF10), mm.data, depth + 1)
+        return "ms-multiplexed"
+
+    def dtls_datagram(self, w: Where, data: bytes) -> str:
+        established = self.dtls.is_dtls_flow(w.src, w.sport, w.dst, w.dport)
+        cid = self.dtls.expected_cid_len(w.src, w.sport, w.dst, w.dport)
+        if not looks_like_dtls(data, cid_len=cid, established=established):
+            self.rejected["dtls"] += 1
+            return "rejected"
+        dgram = parse_dtls(data, cid_len=cid)
+        outer = w.outer or (None, None, None, None)
+        for ev in self.dtls.add(w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, dgram):
+            if ev.handshake_type:
+                for h in ev.handshake_type.split(","):
+                    self.messages[f"DTLS {_camel(h)}"] += 1
+            else:
+                self.messages[f"DTLS {_camel(ev.content_type)}"] += 1
+            self.dtls_rows.append((
+                w.file, ev.frame, ev.ts_ns, ev.src, ev.sport, ev.dst, ev.dport, w.relayed, ev.content_type,
+                ev.handshake_type, ev.version, ev.epoch, ev.sequence, ev.length, ev.encrypted, ev.alert, ev.info,
+                ev.retransmission, ev.session, *outer, w.channel,
+            ))
+        return "dtls"
+
+    # ------------------------------------------------------------------ TURN bindings
+    def _channel_believable(self, w: Where, cd: ChannelData, datagram_len: int | None) -> bool:
+        """ChannelData is believed when its length fits the datagram exactly (0-3 bytes of padding)
+        and either the channel was bound on this path or the path involves a TURN port. OpenVPN and
+        SIP share the 0x40-0x4F first byte; their 'length' rarely fits and their ports are not TURN's."""
+        if cd.malformed or not 0x4000 <= cd.channel <= 0x4FFF:
+            return False
+        if datagram_len is not None and not 0 <= datagram_len - 4 - cd.length <= 3:
+            return False
+        a, b = (w.src, w.sport), (w.dst, w.dport)
+        if cd.channel in self.channels.get((a, b), ()) or cd.channel in self.channels.get((b, a), ()):
+            return True
+        return w.relayed or w.sport in TURN_PORTS or w.dport in TURN_PORTS
+
+    def channel_peers(self, src: str, sport: int, dst: str, dport: int, channel: int) -> tuple[Endpoint, Endpoint]:
+        """Inner (src, dst) of ChannelData on this outer path: relayed address and bound peer, in the
+        direction of travel; unknown halves when the capture missed the allocation or the binding."""
+        a, b = (src, sport), (dst, dport)
+        if (a, b) in self.channels or (a, b) in self.relays:  # client -> server
+            peer = self.channels.get((a, b), {}).get(channel, UNKNOWN)
+            return self.relays.get((a, b), UNKNOWN), peer
+        if (b, a) in self.channels or (b, a) in self.relays:  # server -> client
+            peer = self.channels.get((b, a), {}).get(channel, UNKNOWN)
+            return peer, self.relays.get((b, a), UNKNOWN)
+        return UNKNOWN, UNKNOWN
+
+    def _learn_turn(self, w: Where, msg: StunMessage) -> None:
+        if w.relayed:
+            return
+        a, b = (w.src, w.sport), (w.dst, w.dport)
+        name, cls = msg.method_name, msg.cls
+        if name == "Allocate" and cls == "success":
+            relayed = msg.xor_relayed
+            if relayed is not None:
+                self.relays[(b, a)] = (relayed.address, relayed.port)
+        elif name == "ChannelBind" and cls == "request":
+            peer, ch = msg.xor_peer, msg.channel
+            if peer is not None and ch is not None:
+                self._bind_requests[msg.transaction_id] = (a, b, ch, (peer.address, peer.port))
+                # use the requested binding at once: the success may be missing from the capture
+                self.channels.setdefault((a, b), {}).setdefault(ch, (peer.address, peer.port))
+        elif name == "ChannelBind" and cls == "success":
+            req = self._bind_requests.pop(msg.transaction_id, None)
+            if req is not None:
+                client, server, ch, peer = req
+                self.channels.setdefault((client, server), {})[ch] = peer
+
+    # ------------------------------------------------------------------ rows
+    def _row(self, w: Where, msg: StunMessage) -> None:
+        uf = msg.ufrags
+        mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
+        err = msg.error
+        sq = msg.service_quality
+        ni = msg.goog_network_info
+        outer = w.outer or (None, None, None, None)
+        self.stun_rows.append((
+            w.file, w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, w.transport, w.relayed, msg.method_name,
+            msg.cls, msg.transaction_id, msg.msg_type, msg.legacy_ms, msg.username,
+            uf[0] if uf else None, uf[1] if uf else None, msg.priority, msg.use_candidate, msg.ice_role,
+            msg.tie_breaker, *mapped, *relayed, *peer, err.code if err else None, err.reason if err else None,
+            msg.lifetime, msg.channel, msg.requested_transport, msg.software, msg.ms_version,
+            sq[0] if sq else None, msg.candidate_identifier, ni[0] if ni else None, ni[1] if ni else None,
+            msg.fingerprint_ok, msg.has_integrity or msg.has_integrity_sha256,
+            ",".join(a.name for a in msg.attributes), msg.malformed, *outer, w.channel,
+        ))
+

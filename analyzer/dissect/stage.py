@@ -1,0 +1,181 @@
+"""The dissect stage: RFC 7983 demultiplexing of every UDP and TCP payload, confirmed by structure.
+
+Per batch, numpy picks the rows worth a closer look: the control packets (STUN, DTLS, ChannelData,
+MS-TURN multiplexed; about 1% of a call) go one by one to the ControlDissector; RTP and RTCP are
+checked in bulk (header fields gathered with numpy, sequence runs per SSRC). TCP payloads of flows
+that can carry STUN/TURN are reassembled per direction and deframed. A first-byte class that the
+structure does not bear out is counted as rejected, never believed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..capture.addresses import addr_strs
+from ..capture.decode import CLASS_NAMES, PROTO_TCP, PROTO_UDP, ST_FRAGMENT, ST_MALFORMED, PacketBatch
+from ..capture.reader import flow_keys
+from ..capture.tcp import TcpReassembler
+from .control import TURN_PORTS, ControlDissector, Where
+from .rtp import RtpConfirmer, rtp_columns
+from .turn import TcpDeframer, parse_channeldata
+
+C_STUN, C_ZRTP, C_DTLS, C_CHAN, C_RTP, C_RTCP, C_OTHER = (CLASS_NAMES.index(n) for n in (
+    "stun", "zrtp", "dtls", "turn-channel", "rtp", "rtcp", "other"))
+RESULT_CLASS = {"stun": "stun", "dtls": "dtls", "channeldata": "turn-channel", "ms-multiplexed": "ms-multiplexed"}
+
+
+@dataclass
+class DissectResult:
+    """What the stage hands on: the control rows, and counts for the summary."""
+
+    control: ControlDissector
+    confirmed: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+
+
+class DissectStage:
+    """Consumes the PacketBatches of one capture file."""
+
+    def __init__(self, file: int = 0) -> None:
+        self.file = file
+        self.control = ControlDissector()
+        self.rtp = RtpConfirmer()
+        self.tcp = TcpReassembler()
+        self.deframers: dict[tuple, TcpDeframer] = {}
+        self.tcp_watch: set[int] = set()
+        self.tcp_ignore: set[int] = set()
+        self._ignore_arr = np.zeros(0, dtype=np.uint64)
+        self.confirmed: Counter = Counter()
+        self.rejected: Counter = Counter()
+        self._rtp_invalid = 0
+        self._rtcp_ok = 0
+
+    # ------------------------------------------------------------------ per batch
+    def add(self, b: PacketBatch) -> None:
+        if len(b) == 0:
+            return
+        usable = (b.ip_version > 0) & (b.payload_len > 0) & ((b.status & (ST_MALFORMED | ST_FRAGMENT)) == 0)
+        udp = usable & (b.proto == PROTO_UDP)
+        tcp = usable & (b.proto == PROTO_TCP)
+        self._control_udp(b, udp)
+        self._media_udp(b, udp)
+        if tcp.any():
+            self._tcp(b, tcp)
+
+    def _control_udp(self, b: PacketBatch, udp: np.ndarray) -> None:
+        cls = b.cls
+        ctrl = udp & ((cls == C_STUN) | (cls == C_DTLS) | (cls == C_CHAN))
+        other = udp & (cls == C_OTHER) & (b.payload_len >= 12)
+        if other.any():  # MS-TURN multiplexed channel 0xFF10 sits in the 'other' first-byte range
+            oi = np.flatnonzero(other)
+            o = b.payload_off[oi]
+            ctrl[oi[(b.buf[o] == 0xFF) & (b.buf[o + 1] == 0x10)]] = True
+        idx = np.flatnonzero(ctrl)
+        if idx.size == 0:
+            return
+        src, dst = addr_strs(b.src_hi[idx], b.src_lo[idx]), addr_strs(b.dst_hi[idx], b.dst_lo[idx])
+        frames, ts, sp, dp = b.frame[idx].tolist(), b.ts_ns[idx].tolist(), b.sport[idx].tolist(), b.dport[idx].tolist()
+        for j, i in enumerate(idx.tolist()):
+            w = Where(self.file, frames[j], ts[j], src[j], sp[j], dst[j], dp[j], "udp")
+            got = self.control.payload(w, b.payload(i))
+            if got in RESULT_CLASS:
+                self.confirmed[RESULT_CLASS[got]] += 1
+
+    def _media_udp(self, b: PacketBatch, udp: np.ndarray) -> None:
+        rtp = udp & (b.cls == C_RTP)
+        if rtp.any():
+            ri = np.flatnonzero(rtp)
+            cols = rtp_columns(b.buf, b.payload_off[ri], b.payload_len[ri])
+            self._rtp_invalid += int(np.count_nonzero(~cols.valid))
+            self.rtp.update(flow_keys(b)[ri], cols.ssrc, cols.seq, cols.valid, cols.ts)
+        rtcp = udp & (b.cls == C_RTCP)
+        if rtcp.any():
+            ci = np.flatnonzero(rtcp)
+            o, n = b.payload_off[ci], b.payload_len[ci]
+            first = b.buf[o]
+            words = (b.buf[np.minimum(o + 2, len(b.buf) - 1)].astype(np.int64) << 8) | b.buf[
+                np.minimum(o + 3, len(b.buf) - 1)]
+            ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
+            self._rtcp_ok += int(np.count_nonzero(ok))
+            self.rejected["rtcp"] += int(np.count_nonzero(~ok))
+
+    # ------------------------------------------------------------------ TCP
+    def _tcp(self, b: PacketBatch, tcp: np.ndarray) -> None:
+        keys = flow_keys(b)
+        if self._ignore_arr.size:
+            tcp &= ~np.isin(keys, self._ignore_arr)
+        idx = np.flatnonzero(tcp)
+        if idx.size == 0:
+            return
+        src, dst = addr_strs(b.src_hi[idx], b.src_lo[idx]), addr_strs(b.dst_hi[idx], b.dst_lo[idx])
+        changed = False
+        for j, i in enumerate(idx.tolist()):
+            fk = int(keys[i])
+            if fk in self.tcp_ignore:
+                continue
+            data = b.payload(i)
+            sport, dport = int(b.sport[i]), int(b.dport[i])
+            if fk not in self.tcp_watch:
+                maybe = b.cls[i] in (C_STUN, C_CHAN) or (
+                    (sport in TURN_PORTS or dport in TURN_PORTS) and data[:2] == b"\x16\x03")
+                if not maybe:
+                    self.tcp_ignore.add(fk)
+                    changed = True
+                    continue
+                self.tcp_watch.add(fk)
+            key = (src[j], sport, dst[j], dport)
+            frame, ts = int(b.frame[i]), int(b.ts_ns[i])
+            deframer = self.deframers.setdefault(key, TcpDeframer())
+            for piece in self.tcp.feed(key, frame, int(b.tcp_seq[i]), int(b.tcp_flags[i]), data):
+                for msg in deframer.feed(piece.data, piece.frame):
+                    w = Where(self.file, msg.frame, ts, src[j], sport, dst[j], dport, "tcp")
+                    self._framed(w, msg.kind, msg.payload, msg.malformed)
+            if deframer.mode == "stopped" and fk not in self.tcp_ignore:
+                self.tcp_ignore.add(fk)
+                changed = True
+        if changed:
+            self._ignore_arr = np.fromiter(self.tcp_ignore, dtype=np.uint64, count=len(self.tcp_ignore))
+
+    def _framed(self, w: Where, kind: str, payload: bytes, malformed: str | None) -> None:
+        """One message out of a TCP stream (a stream found not to be TURN/ICE-TCP stops its deframer)."""
+        c = self.control
+        if kind == "stun":
+            if c.stun(w, payload) != "rejected":
+                self.confirmed["stun"] += 1
+        elif kind == "channeldata":
+            if c.channeldata(w, parse_channeldata(payload, tcp=True)) != "rejected":
+                self.confirmed["turn-channel"] += 1
+        elif kind == "ms-multiplexed":
+            c.ms_multiplexed(w, payload)
+        elif kind == "pseudo-tls":
+            c.messages["MS-TURN pseudo-TLS"] += 1
+        elif malformed is None and payload:  # an ICE-TCP or MS-TURN data frame: RTP, DTLS, ...
+            if 20 <= payload[0] <= 63:
+                c.dtls_datagram(w, payload)
+            elif payload[0] < 128:
+                c.payload(w, payload)
+
+    # ------------------------------------------------------------------ end
+    def finish(self) -> DissectResult:
+        st = self.rtp
+        conf = st.confirmed
+        self.confirmed["rtp"] += int(st.count[conf].sum())
+        self.rejected["rtp"] += int(st.count[~conf].sum()) + self._rtp_invalid
+        self.confirmed["rtcp"] += self._rtcp_ok
+        rejected = Counter(self.rejected)
+        rejected.update(self.control.rejected)
+        messages = Counter(self.control.messages)
+        if self.confirmed["rtp"]:
+            messages["RTP"] = self.confirmed["rtp"]
+        if self._rtcp_ok:
+            messages["RTCP"] = self._rtcp_ok
+        return DissectResult(
+            control=self.control,
+            confirmed={k: v for k, v in self.confirmed.items() if v},
+            rejected={k: v for k, v in rejected.items() if v},
+            messages=dict(sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))),
+        )
