@@ -40,6 +40,8 @@ MS_MULTIPLEX_CHANNEL = 0xFF10
 MAX_GARBAGE = 64 * 1024  # give up on a resync after this many unrecognised bytes and say so
 PSEUDO_TLS_CIPHER = 0x0018  # the single cipher suite of MS-TURN's pseudo-TLS hellos
 _MAX_TLS_RECORD = 16384 + 2048
+# First bytes of HTTP on a TURN port (proxies, health checks); 'G' would otherwise read as ChannelData.
+_TEXT_PROTOCOLS = frozenset({b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"CONN", b"OPTI", b"PRI "})
 
 
 class ChannelData(NamedTuple):
@@ -217,8 +219,10 @@ class TcpDeframer:
             del buf[: 5 + rec_len]
             self._mode = "ms"
             return
-        if len(buf) < 2:
+        if len(buf) < 4:
             return
+        if bytes(buf[:4]) in _TEXT_PROTOCOLS:
+            return self._stop(frame, out, "not a TURN stream: HTTP")
         if buf[0] in (2, 3) and buf[1] == 0:
             self._mode = "ms"
             return
@@ -234,8 +238,7 @@ class TcpDeframer:
         if start:
             self._mode = "turn"
             return
-        kind = "HTTP" if buf[:4] in (b"GET ", b"POST", b"HTTP", b"CONN") else "unknown bytes"
-        self._stop(frame, out, f"not a TURN stream: {kind}")
+        self._stop(frame, out, "not a TURN stream: unknown bytes")
 
     def _stop(self, frame: int, out: list[Framed], reason: str) -> None:
         out.append(Framed(frame, "other", bytes(self._buf[:MAX_GARBAGE]), reason))
@@ -256,8 +259,10 @@ class TcpDeframer:
 
     def _skip(self, frame: int, out: list[Framed], pos: int, upto: int) -> int:
         self._skipped += self._buf[pos:upto]
-        if len(self._skipped) >= MAX_GARBAGE:
-            out.append(self._garbage(frame))
+        while len(self._skipped) >= MAX_GARBAGE:  # report in 64 KiB pieces, keep nothing more
+            chunk = bytes(self._skipped[:MAX_GARBAGE])
+            del self._skipped[:MAX_GARBAGE]
+            out.append(Framed(frame, "other", chunk, f"{len(chunk)} bytes of garbage skipped"))
         return upto
 
     def _resync(self, frame: int, out: list[Framed], pos: int, cookie_at: int) -> tuple[int, bool]:
