@@ -87,6 +87,8 @@ class ControlDissector:
         self.relays: dict[tuple[Endpoint, Endpoint], Endpoint] = {}
         self.channels: dict[tuple[Endpoint, Endpoint], dict[int, Endpoint]] = {}
         self._bind_requests: dict[str, tuple[Endpoint, Endpoint, int, Endpoint]] = {}
+        # RTP/RTCP met one by one (relayed in indications, framed in TCP): rows for media_rows.from_packets
+        self.media_pending: list[tuple] = []
 
     # ------------------------------------------------------------------ entry points
     def payload(self, w: Where, data: bytes, depth: int = 0) -> str:
@@ -105,6 +107,11 @@ class ControlDissector:
         if data[:2] == b"\xff\x10":
             return self.ms_multiplexed(w, data, depth)
         if 128 <= b0 <= 191:
+            if w.relayed or w.transport == "tcp":
+                wire = w.outer or (w.src, w.sport, w.dst, w.dport)
+                channel = w.channel if w.channel is not None else (-1 if w.relayed else 0)
+                self.media_pending.append((w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, wire,
+                                           6 if w.transport == "tcp" else 17, len(data), channel, data, w.relayed))
             return "rtp"
         return "rejected"
 
@@ -179,10 +186,14 @@ class ControlDissector:
             return False
         if datagram_len is not None and not 0 <= datagram_len - 4 - cd.length <= 3:
             return False
-        a, b = (w.src, w.sport), (w.dst, w.dport)
-        if cd.channel in self.channels.get((a, b), ()) or cd.channel in self.channels.get((b, a), ()):
+        return w.relayed or self.channel_ok(w.src, w.sport, w.dst, w.dport, cd.channel)
+
+    def channel_ok(self, src: str, sport: int, dst: str, dport: int, channel: int) -> bool:
+        """The channel was bound on this path, or the path involves a TURN port."""
+        a, b = (src, sport), (dst, dport)
+        if channel in self.channels.get((a, b), ()) or channel in self.channels.get((b, a), ()):
             return True
-        return w.relayed or w.sport in TURN_PORTS or w.dport in TURN_PORTS
+        return sport in TURN_PORTS or dport in TURN_PORTS
 
     def channel_peers(self, src: str, sport: int, dst: str, dport: int, channel: int) -> tuple[Endpoint, Endpoint]:
         """Inner (src, dst) of ChannelData on this outer path: relayed address and bound peer, in the
@@ -219,20 +230,23 @@ class ControlDissector:
 
     # ------------------------------------------------------------------ rows
     def _row(self, w: Where, msg: StunMessage) -> None:
-        uf = msg.ufrags
+        v: dict[int, object] = {}  # first value of each attribute type: one pass instead of one per field
+        for a in msg.attributes:
+            if a.value is not None and a.type not in v:
+                v[a.type] = a.value
+        user = v.get(0x0006)
+        uf = user.split(":", 1) if isinstance(user, str) and ":" in user else None
+        role = "controlling" if 0x802A in v else ("controlled" if 0x8029 in v else None)
         mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
-        err = msg.error
-        sq = msg.service_quality
-        ni = msg.goog_network_info
+        err, sq, ni = v.get(0x0009), v.get(0x8055), v.get(0xC057)
         outer = w.outer or (None, None, None, None)
         self.stun_rows.append((
             w.file, w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, w.transport, w.relayed, msg.method_name,
-            msg.cls, msg.transaction_id, msg.msg_type, msg.legacy_ms, msg.username,
-            uf[0] if uf else None, uf[1] if uf else None, msg.priority, msg.use_candidate, msg.ice_role,
-            msg.tie_breaker, *mapped, *relayed, *peer, err.code if err else None, err.reason if err else None,
-            msg.lifetime, msg.channel, msg.requested_transport, msg.software, msg.ms_version,
-            sq[0] if sq else None, msg.candidate_identifier, ni[0] if ni else None, ni[1] if ni else None,
+            msg.cls, msg.transaction_id, msg.msg_type, msg.legacy_ms, user,
+            uf[0] if uf else None, uf[1] if uf else None, v.get(0x0024), 0x0025 in v or msg.use_candidate, role,
+            v.get(0x802A, v.get(0x8029)), *mapped, *relayed, *peer, err.code if err else None,
+            err.reason if err else None, v.get(0x000D), v.get(0x000C), v.get(0x0019), v.get(0x8022), v.get(0x8008),
+            sq[0] if sq else None, v.get(0x8054), ni[0] if ni else None, ni[1] if ni else None,
             msg.fingerprint_ok, msg.has_integrity or msg.has_integrity_sha256,
             ",".join(a.name for a in msg.attributes), msg.malformed, *outer, w.channel,
         ))
-

@@ -183,6 +183,8 @@ class DtlsTracker:
                  msg) -> tuple[_Session, str]:
         if isinstance(msg, ClientHello):
             if sess.client_random is not None and msg.random_hex != sess.client_random:
+                for side in sess.sides.values():  # the old handshake is over: keep its results, free its buffers
+                    side.reasm, side.seen = HandshakeReassembler(), {}
                 sess = self._open(key, a, b, frame, ts_ns)
             if not sess.roles_known:
                 sess.client, sess.server, sess.roles_known = a, b, True

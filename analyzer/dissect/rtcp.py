@@ -211,8 +211,10 @@ def _sdes(d: bytes, p: int, end: int, count: int) -> tuple[tuple[tuple[int, int,
 
 def _first_only(d: bytes) -> RtcpPacket:
     """The clear first 8 bytes of an encrypted SRTCP compound."""
-    pt = d[1]
-    return RtcpPacket(pt, RTCP_TYPES.get(pt, f"unknown({pt})"), d[0] & 0x1F, _u16(d, 2), _u32(d, 4))
+    pt, count = d[1], d[0] & 0x1F
+    fmt = count if pt in (RTCP_RTPFB, RTCP_PSFB) else None
+    return RtcpPacket(pt, RTCP_TYPES.get(pt, f"unknown({pt})"), count, _u16(d, 2), _u32(d, 4), fb_fmt=fmt,
+                      fb_name=fb_name(pt, count))
 
 
 def _srtcp_layout(d: bytes, plain_ok: bool) -> tuple[int, int, bool] | None:

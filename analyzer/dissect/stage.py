@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..capture.addresses import addr_strs
+from ..capture.addresses import addr_halves, addr_str, addr_strs
 from ..capture.decode import CLASS_NAMES, PROTO_TCP, PROTO_UDP, ST_FRAGMENT, ST_MALFORMED, PacketBatch
 from ..capture.reader import flow_keys
 from ..capture.tcp import TcpReassembler
+from . import media_rows
 from .control import TURN_PORTS, ControlDissector, Where
+from .media_rows import MediaBatch
 from .rtp import RtpConfirmer, rtp_columns
 from .turn import TcpDeframer, parse_channeldata
 
@@ -55,20 +57,41 @@ class DissectStage:
         self._rtcp_ok = 0
 
     # ------------------------------------------------------------------ per batch
-    def add(self, b: PacketBatch) -> None:
+    def add(self, b: PacketBatch) -> list[MediaBatch]:
+        """Dissect one batch; returns the media rows found in it (for the media stage)."""
         if len(b) == 0:
-            return
+            return []
         usable = (b.ip_version > 0) & (b.payload_len > 0) & ((b.status & (ST_MALFORMED | ST_FRAGMENT)) == 0)
         udp = usable & (b.proto == PROTO_UDP)
         tcp = usable & (b.proto == PROTO_TCP)
-        self._control_udp(b, udp)
-        self._media_udp(b, udp)
+        fast = self._channel_media_rows(b, udp)
+        self._control_udp(b, udp, fast)
+        out = [m for m in (self._direct_media(b, udp), self._relayed_media(b, fast)) if m is not None]
         if tcp.any():
             self._tcp(b, tcp)
+        if self.control.media_pending:
+            m = media_rows.from_packets(self.file, self.control.media_pending)
+            self.control.media_pending = []
+            if m is not None:
+                out.append(m)
+        return out
 
-    def _control_udp(self, b: PacketBatch, udp: np.ndarray) -> None:
+    def _channel_media_rows(self, b: PacketBatch, udp: np.ndarray) -> np.ndarray:
+        """ChannelData over UDP whose length fits and whose inner packet starts like RTP/RTCP: these are
+        most of a relayed call, so they skip the per-packet path (row indices returned)."""
+        ci = np.flatnonzero(udp & (b.cls == C_CHAN) & (b.payload_len >= 16))
+        if ci.size == 0:
+            return ci
+        o, n = b.payload_off[ci], b.payload_len[ci]
+        ln = (b.buf[o + 2].astype(np.int64) << 8) | b.buf[o + 3]
+        inner = b.buf[np.minimum(o + 4, len(b.buf) - 1)]
+        ok = (n - 4 - ln >= 0) & (n - 4 - ln <= 3) & (inner >= 128) & (inner <= 191) & (b.buf[o] <= 0x4F)
+        return ci[ok]
+
+    def _control_udp(self, b: PacketBatch, udp: np.ndarray, fast: np.ndarray) -> None:
         cls = b.cls
         ctrl = udp & ((cls == C_STUN) | (cls == C_DTLS) | (cls == C_CHAN))
+        ctrl[fast] = False
         other = udp & (cls == C_OTHER) & (b.payload_len >= 12)
         if other.any():  # MS-TURN multiplexed channel 0xFF10 sits in the 'other' first-byte range
             oi = np.flatnonzero(other)
@@ -85,7 +108,40 @@ class DissectStage:
             if got in RESULT_CLASS:
                 self.confirmed[RESULT_CLASS[got]] += 1
 
-    def _media_udp(self, b: PacketBatch, udp: np.ndarray) -> None:
+    def _relayed_media(self, b: PacketBatch, fast: np.ndarray) -> MediaBatch | None:
+        if fast.size == 0:
+            return None
+        o = b.payload_off[fast]
+        ch = (b.buf[o].astype(np.int64) << 8) | b.buf[o + 1]
+        ln = (b.buf[o + 2].astype(np.int64) << 8) | b.buf[o + 3]
+        # resolve each (path, channel) once: believable? which relayed address and peer?
+        cols = (b.src_hi[fast], b.src_lo[fast], b.sport[fast], b.dst_hi[fast], b.dst_lo[fast], b.dport[fast], ch)
+        key = np.stack([c.astype(np.uint64) for c in cols], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        ok = np.zeros(len(uniq), dtype=bool)
+        inner = np.zeros((len(uniq), 6), dtype=np.uint64)
+        for g, (sh, sl, sp, dh, dl, dp, c) in enumerate(uniq.tolist()):
+            src, dst = addr_str(sh, sl), addr_str(dh, dl)
+            ok[g] = self.control.channel_ok(src, sp, dst, dp, c)
+            (ia, ip), (ja, jp) = self.control.channel_peers(src, sp, dst, dp, c)
+            inner[g] = (*(addr_halves(ia) if ia else (0, 0)), *(addr_halves(ja) if ja else (0, 0)), ip, jp)
+        good = ok[inv]
+        self.control.rejected["turn-channel"] += int(np.count_nonzero(~good))
+        rows, inv, ch, ln = fast[good], inv[good], ch[good], ln[good]
+        if rows.size == 0:
+            return None
+        self.control.messages["TURN ChannelData"] += int(rows.size)
+        self.confirmed["turn-channel"] += int(rows.size)
+        m = inner[inv]
+        media = (m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4].astype(np.int64), m[:, 5].astype(np.int64))
+        wire = (b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
+        return media_rows.build(
+            self.file, b.buf, b.payload_off[rows] + 4, ln, b.frame[rows], b.ts_ns[rows], media, wire,
+            b.proto[rows], b.payload_len[rows], b.dscp[rows], np.ones(rows.size, dtype=bool), ch,
+        )
+
+    def _direct_media(self, b: PacketBatch, udp: np.ndarray) -> MediaBatch | None:
         rtp = udp & (b.cls == C_RTP)
         if rtp.any():
             ri = np.flatnonzero(rtp)
@@ -102,6 +158,15 @@ class DissectStage:
             ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
             self._rtcp_ok += int(np.count_nonzero(ok))
             self.rejected["rtcp"] += int(np.count_nonzero(~ok))
+        idx = np.flatnonzero(rtp | rtcp)
+        if idx.size == 0:
+            return None
+        addrs = (b.src_hi[idx], b.src_lo[idx], b.dst_hi[idx], b.dst_lo[idx], b.sport[idx], b.dport[idx])
+        return media_rows.build(
+            self.file, b.buf, b.payload_off[idx], b.payload_len[idx], b.frame[idx], b.ts_ns[idx], addrs, addrs,
+            b.proto[idx], b.payload_len[idx], b.dscp[idx], np.zeros(idx.size, dtype=bool),
+            np.zeros(idx.size, dtype=np.int32),
+        )
 
     # ------------------------------------------------------------------ TCP
     def _tcp(self, b: PacketBatch, tcp: np.ndarray) -> None:

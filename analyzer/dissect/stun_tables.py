@@ -71,23 +71,11 @@ class Method(IntEnum):
     CONNECT = 0x00A
     CONNECTION_BIND = 0x00B
     CONNECTION_ATTEMPT = 0x00C
-    GOOG_PING = 0x080
+    GOOGLE_PING = 0x080
 
 
-METHOD_NAMES: dict[int, str] = {
-    Method.BINDING: "Binding",
-    Method.SHARED_SECRET: "SharedSecret",
-    Method.ALLOCATE: "Allocate",
-    Method.REFRESH: "Refresh",
-    Method.SEND: "Send",
-    Method.DATA: "Data",
-    Method.CREATE_PERMISSION: "CreatePermission",
-    Method.CHANNEL_BIND: "ChannelBind",
-    Method.CONNECT: "Connect",
-    Method.CONNECTION_BIND: "ConnectionBind",
-    Method.CONNECTION_ATTEMPT: "ConnectionAttempt",
-    Method.GOOG_PING: "GooglePing",
-}
+# 'CREATE_PERMISSION' -> 'CreatePermission', the way the RFCs (and Wireshark) spell the methods
+METHOD_NAMES: dict[int, str] = {m: m.name.title().replace("_", "") for m in Method}
 
 
 class MsgClass(IntEnum):
@@ -116,39 +104,20 @@ MS_TYPES: dict[int, tuple[str, str]] = {
 }
 MS_SEND_REQUEST = 0x0004
 
+# Error reasons (IANA "STUN Error Codes", plus MS-TURN 434-436 and MS-ICE2BWM 274/275).
 ERROR_REASONS: dict[int, str] = {
-    274: "Disable Candidate",  # MS-ICE2BWM
-    275: "Disable Candidate Pair",  # MS-ICE2BWM
-    300: "Try Alternate",
-    400: "Bad Request",
-    401: "Unauthenticated",
-    403: "Forbidden",
-    405: "Mobility Forbidden",
-    420: "Unknown Attribute",
-    434: "Missing Realm",  # MS-TURN
-    435: "Missing Nonce",  # MS-TURN
-    436: "Unknown User",  # MS-TURN
-    437: "Allocation Mismatch",
-    438: "Stale Nonce",
-    440: "Address Family not Supported",
-    441: "Wrong Credentials",
-    442: "Unsupported Transport Protocol",
-    443: "Peer Address Family Mismatch",
-    446: "Connection Already Exists",
-    447: "Connection Timeout or Failure",
-    486: "Allocation Quota Reached",
-    487: "Role Conflict",
-    500: "Server Error",
-    508: "Insufficient Port Capacity",
+    274: "Disable Candidate", 275: "Disable Candidate Pair", 300: "Try Alternate", 400: "Bad Request",
+    401: "Unauthenticated", 403: "Forbidden", 405: "Mobility Forbidden", 420: "Unknown Attribute",
+    434: "Missing Realm", 435: "Missing Nonce", 436: "Unknown User", 437: "Allocation Mismatch",
+    438: "Stale Nonce", 440: "Address Family not Supported", 441: "Wrong Credentials",
+    442: "Unsupported Transport Protocol", 443: "Peer Address Family Mismatch", 446: "Connection Already Exists",
+    447: "Connection Timeout or Failure", 486: "Allocation Quota Reached", 487: "Role Conflict",
+    500: "Server Error", 508: "Insufficient Port Capacity",
 }
 
 MS_VERSIONS: dict[int, str] = {
-    1: "ICE",
-    2: "MS-ICE2",
-    3: "MS-ICE2 with SHA256",
-    4: "MS-ICE2 with SHA256 and IPv6",
-    5: "multiplexed TURN over UDP only",
-    6: "multiplexed TURN over UDP and TCP",
+    1: "ICE", 2: "MS-ICE2", 3: "MS-ICE2 with SHA256", 4: "MS-ICE2 with SHA256 and IPv6",
+    5: "multiplexed TURN over UDP only", 6: "multiplexed TURN over UDP and TCP",
 }
 
 # ---------------------------------------------------------------------------------------------

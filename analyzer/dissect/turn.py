@@ -152,10 +152,10 @@ def _hello_cipher_suites(record: bytes) -> tuple[int, ...] | None:
 
 def _stun_start(buf: bytearray, pos: int) -> bool | None:
     """Is there a plausible STUN header at buf[pos:]? None while too few bytes tell."""
+    if len(buf) - pos < 8:
+        return None if len(buf) <= pos or not buf[pos] & 0xC0 else False
     if buf[pos] & 0xC0:
         return False
-    if len(buf) - pos < 8:
-        return None
     if buf[pos + 4 : pos + 8] == COOKIE:
         return True
     if len(buf) - pos < 28:
@@ -223,12 +223,16 @@ class TcpDeframer:
             return
         if bytes(buf[:4]) in _TEXT_PROTOCOLS:
             return self._stop(frame, out, "not a TURN stream: HTTP")
-        if buf[0] in (2, 3) and buf[1] == 0:
-            self._mode = "ms"
-            return
         if len(buf) >= 10 and buf[6:10] == COOKIE:
             self._mode = "rfc4571"
             return
+        if buf[0] in (2, 3) and buf[1] == 0:  # MS-TURN framing without pseudo-TLS: a TURN message inside
+            inside = _stun_start(buf, 4)
+            if inside is None:
+                return
+            if inside:
+                self._mode = "ms"
+                return
         if 0x40 <= buf[0] <= 0x7F:
             self._mode = "turn"
             return
