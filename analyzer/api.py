@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
 from .dissect.stage import DissectResult, DissectStage
+from .ice.paths import PathCounter
+from .topology.profile import NetworkProfile
 
 if TYPE_CHECKING:  # pandas is imported only when a table is asked for
     import pandas as pd
@@ -42,6 +44,8 @@ class Analysis:
     files: list[str]
     captures: list[CaptureSummary]
     dissect: list[DissectResult]
+    paths: PathCounter = field(default_factory=PathCounter)
+    profile: NetworkProfile = field(default_factory=NetworkProfile)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -102,6 +106,41 @@ def _dtls_sessions(a: Analysis) -> pd.DataFrame:
     return dtls_sessions_table([d.control for d in a.dissect])
 
 
+@_table("allocations")
+def _allocations(a: Analysis) -> pd.DataFrame:
+    from .ice.allocations import build_allocations
+
+    return build_allocations(a.stun, [d.control.relay_traffic for d in a.dissect])
+
+
+def _ice(a: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    if "_ice" not in a._cache:
+        from .ice import sessions
+        from .ice.candidates import CandidateBook
+
+        book = CandidateBook(a.profile)
+        book.learn_servers(a.stun, a.allocations)
+        end = max((c.last_ts_ns or 0) for c in a.captures) if a.captures else 0
+        sess, pairs = sessions.build(a.stun, book, a.paths.paths(), end)
+        a._cache["_ice"] = (book.table(), sess, pairs)
+    return a._cache["_ice"]
+
+
+@_table("candidates")
+def _candidates(a: Analysis) -> pd.DataFrame:
+    return _ice(a)[0]
+
+
+@_table("sessions")
+def _sessions(a: Analysis) -> pd.DataFrame:
+    return _ice(a)[1]
+
+
+@_table("pairs")
+def _pairs(a: Analysis) -> pd.DataFrame:
+    return _ice(a)[2]
+
+
 def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(paths, str | os.PathLike):
         return [os.fspath(paths)]
@@ -111,21 +150,24 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
 def analyze(
     paths: PathLike | Iterable[PathLike],
     *,
+    network: str | None = None,
     progress: Callable[[str], Progress | None] | None = None,
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
-    Raises analyzer.capture.CaptureError for a file that cannot be read at all; damaged packets are
-    counted in the capture's summary instead."""
+    `network` is an optional network-profile TOML file (DESIGN.md). Raises analyzer.capture.CaptureError
+    for a file that cannot be read at all; damaged packets are counted in the capture's summary instead."""
     files = _as_list(paths)
     summaries, dissected = [], []
+    paths = PathCounter()
     for index, path in enumerate(files):
         with CaptureFile(path) as cap:
             sb = SummaryBuilder(cap)
             stage = DissectStage(index)
             for batch in iter_batches(cap, progress(path) if progress else None):
                 sb.add(batch)
-                stage.add(batch)
+                for mb in stage.add(batch):
+                    paths.add(mb)
             summary = sb.finish()
             result = stage.finish()
             summary.messages = result.messages
@@ -133,4 +175,4 @@ def analyze(
             summary.rejected = result.rejected
             summaries.append(summary)
             dissected.append(result)
-    return Analysis(files=files, captures=summaries, dissect=dissected)
+    return Analysis(files=files, captures=summaries, dissect=dissected, paths=paths, profile=NetworkProfile.load(network))

@@ -50,7 +50,7 @@ STUN_COLUMNS = (
     "relayed_port", "peer_address", "peer_port", "error_code", "error_reason", "lifetime", "channel",
     "requested_transport", "software", "ms_version", "stream_type", "candidate_id", "network_id",
     "network_cost", "fingerprint_ok", "integrity", "attributes", "malformed", "outer_src", "outer_sport",
-    "outer_dst", "outer_dport", "outer_channel",
+    "outer_dst", "outer_dport", "outer_channel", "realm", "nonce", "size",
 )
 DTLS_COLUMNS = (
     "file", "frame", "ts_ns", "src", "sport", "dst", "dport", "relayed", "content_type", "handshake_type",
@@ -87,6 +87,8 @@ class ControlDissector:
         self.relays: dict[tuple[Endpoint, Endpoint], Endpoint] = {}
         self.channels: dict[tuple[Endpoint, Endpoint], dict[int, Endpoint]] = {}
         self._bind_requests: dict[str, tuple[Endpoint, Endpoint, int, Endpoint]] = {}
+        # packets and bytes relayed per wire path and channel (-1: Send/Data indications)
+        self.relay_traffic: dict[tuple[str, int, str, int, int], list[int]] = {}
         # RTP/RTCP met one by one (relayed in indications, framed in TCP): rows for media_rows.from_packets
         self.media_pending: list[tuple] = []
 
@@ -126,6 +128,8 @@ class ControlDissector:
             self.transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
         self._learn_turn(w, msg)
         inner = relayed_payload(msg)
+        if inner is not None and not w.relayed:
+            self.count_relayed(w.src, w.sport, w.dst, w.dport, -1, 1, len(inner[1]))
         if inner is not None and depth < MAX_DEPTH:
             peer, payload = inner
             a, b = (w.src, w.sport), (w.dst, w.dport)
@@ -141,6 +145,8 @@ class ControlDissector:
             self.rejected["turn-channel"] += 1
             return "rejected"
         self.messages["TURN ChannelData"] += 1
+        if not w.relayed:
+            self.count_relayed(w.src, w.sport, w.dst, w.dport, cd.channel, 1, cd.size)
         if depth < MAX_DEPTH:
             src, dst = self.channel_peers(w.src, w.sport, w.dst, w.dport, cd.channel)
             self.payload(w.inner(src, dst, cd.channel), cd.data, depth + 1)
@@ -188,6 +194,11 @@ class ControlDissector:
             return False
         return w.relayed or self.channel_ok(w.src, w.sport, w.dst, w.dport, cd.channel)
 
+    def count_relayed(self, src: str, sport: int, dst: str, dport: int, channel: int, packets: int, nbytes: int) -> None:
+        acc = self.relay_traffic.setdefault((src, sport, dst, dport, channel), [0, 0])
+        acc[0] += packets
+        acc[1] += nbytes
+
     def channel_ok(self, src: str, sport: int, dst: str, dport: int, channel: int) -> bool:
         """The channel was bound on this path, or the path involves a TURN port."""
         a, b = (src, sport), (dst, dport)
@@ -231,11 +242,17 @@ class ControlDissector:
     # ------------------------------------------------------------------ rows
     def _row(self, w: Where, msg: StunMessage) -> None:
         v: dict[int, object] = {}  # first value of each attribute type: one pass instead of one per field
+        realm = nonce = None
         for a in msg.attributes:
             if a.value is not None and a.type not in v:
                 v[a.type] = a.value
+            if a.name == "REALM" and realm is None:
+                realm = a.value
+            elif a.name == "NONCE" and nonce is None:
+                nonce = a.value
         user = v.get(0x0006)
-        uf = user.split(":", 1) if isinstance(user, str) and ":" in user else None
+        # ufrags without the trailing spaces/NULs some stacks pad USERNAME with (ntop stun.pcap frame 4)
+        uf = [u.strip(" \x00") for u in user.split(":", 1)] if isinstance(user, str) and ":" in user else None
         role = "controlling" if 0x802A in v else ("controlled" if 0x8029 in v else None)
         mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
         err, sq, ni = v.get(0x0009), v.get(0x8055), v.get(0xC057)
@@ -249,4 +266,5 @@ class ControlDissector:
             sq[0] if sq else None, v.get(0x8054), ni[0] if ni else None, ni[1] if ni else None,
             msg.fingerprint_ok, msg.has_integrity or msg.has_integrity_sha256,
             ",".join(a.name for a in msg.attributes), msg.malformed, *outer, w.channel,
+            realm if realm is None else str(realm), nonce if nonce is None else str(nonce), msg.size,
         ))

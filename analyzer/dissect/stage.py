@@ -128,6 +128,11 @@ class DissectStage:
             inner[g] = (*(addr_halves(ia) if ia else (0, 0)), *(addr_halves(ja) if ja else (0, 0)), ip, jp)
         good = ok[inv]
         self.control.rejected["turn-channel"] += int(np.count_nonzero(~good))
+        npk = np.bincount(inv[good], minlength=len(uniq))
+        nby = np.bincount(inv[good], weights=b.payload_len[fast][good], minlength=len(uniq))
+        for g in np.flatnonzero(npk).tolist():
+            sh, sl, sp, dh, dl, dp, c = uniq[g].tolist()
+            self.control.count_relayed(addr_str(sh, sl), sp, addr_str(dh, dl), dp, c, int(npk[g]), int(nby[g]))
         rows, inv, ch, ln = fast[good], inv[good], ch[good], ln[good]
         if rows.size == 0:
             return None

@@ -40,6 +40,7 @@ MS_MULTIPLEX_CHANNEL = 0xFF10
 MAX_GARBAGE = 64 * 1024  # give up on a resync after this many unrecognised bytes and say so
 PSEUDO_TLS_CIPHER = 0x0018  # the single cipher suite of MS-TURN's pseudo-TLS hellos
 _MAX_TLS_RECORD = 16384 + 2048
+_MIDSTREAM_WINDOW = 4096  # how far into an unrecognised stream start a STUN header is looked for
 # First bytes of HTTP on a TURN port (proxies, health checks); 'G' would otherwise read as ChannelData.
 _TEXT_PROTOCOLS = frozenset({b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"CONN", b"OPTI", b"PRI "})
 
@@ -202,13 +203,13 @@ class TcpDeframer:
 
     def _detect(self, frame: int, out: list[Framed]) -> None:
         buf = self._buf
-        if not buf:
+        if len(buf) < 2:
             return
-        if buf[0] == 0x16:  # a TLS handshake record: MS-TURN's pseudo-TLS, or the real thing
+        if buf[:2] == b"\x16\x03":  # a TLS handshake record: MS-TURN's pseudo-TLS, or the real thing
             if len(buf) < 5:
                 return
             rec_len = struct.unpack_from("!H", buf, 3)[0]
-            if buf[1] != 3 or rec_len > _MAX_TLS_RECORD:
+            if rec_len > _MAX_TLS_RECORD:
                 return self._stop(frame, out, "not a TURN stream: TLS-like record with a bad header")
             if len(buf) < 5 + rec_len:
                 return
@@ -242,7 +243,24 @@ class TcpDeframer:
         if start:
             self._mode = "turn"
             return
-        self._stop(frame, out, "not a TURN stream: unknown bytes")
+        if not self._join_midstream(frame, out):
+            self._stop(frame, out, "not a TURN stream: unknown bytes")
+
+    def _join_midstream(self, frame: int, out: list[Framed]) -> bool:
+        """The capture may start inside a message: look for a STUN header (cookie) in the first
+        bytes, skip what precedes it as garbage, and take the framing it shows."""
+        buf = self._buf
+        hit = buf.find(COOKIE, 4, _MIDSTREAM_WINDOW)
+        while hit != -1 and buf[hit - 4] & 0xC0:
+            hit = buf.find(COOKIE, hit + 1, _MIDSTREAM_WINDOW)
+        if hit == -1:
+            return False
+        start, self._mode = hit - 4, "turn"
+        if hit >= 6 and struct.unpack_from("!H", buf, hit - 6)[0] == 20 + struct.unpack_from("!H", buf, hit - 2)[0]:
+            start, self._mode = hit - 6, "rfc4571"
+        self._skip(frame, out, 0, start)
+        del buf[:start]
+        return True
 
     def _stop(self, frame: int, out: list[Framed], reason: str) -> None:
         out.append(Framed(frame, "other", bytes(self._buf[:MAX_GARBAGE]), reason))

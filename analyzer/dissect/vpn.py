@@ -63,6 +63,10 @@ class _Bytes:
     def u8(self, i: int) -> int:
         return self.d[i] if i < self.n else 0
 
+    def only(self, mask, rule) -> bool:
+        """rule(reader) where mask holds, False elsewhere (lets the vectorised reader skip rows)."""
+        return bool(mask) and bool(rule(self))
+
 
 class _Columns:
     """Reader over many payloads (numpy arrays; byte gathers cached per offset)."""
@@ -75,10 +79,21 @@ class _Columns:
     def u8(self, i: int) -> np.ndarray:
         v = self._cache.get(i)
         if v is None:
-            inside = (i < self.n) if self.buf.size else np.zeros(self.n.shape, dtype=bool)
-            v = np.where(inside, self.buf[np.where(inside, self.off + i, 0)], 0).astype(np.int64)
+            if self.buf.size == 0:
+                v = np.zeros(self.n.shape, dtype=np.int64)
+            else:
+                inside = i < self.n
+                v = np.where(inside, self.buf[np.where(inside, self.off + i, 0)], 0).astype(np.int64)
             self._cache[i] = v
         return v
+
+    def only(self, mask, rule) -> np.ndarray:
+        out = np.zeros(self.n.shape, dtype=bool)
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            sub = _Columns(self.buf, self.off[idx], self.n[idx], self.proto[idx], self.sport[idx], self.dport[idx])
+            out[idx] = rule(sub)
+        return out
 
 
 def _u16(r, i: int):
@@ -123,6 +138,10 @@ def _ovpn_reset(r, s: int, m):
     return ok | ((op == OVPN_CLIENT_RESET_V3) & (m >= 14 + tc + 2) & pid0)
 
 
+def _is_reset(op):
+    return (op == OVPN_CLIENT_RESET) | (op == OVPN_SERVER_RESET) | (op == OVPN_CLIENT_RESET_V3)
+
+
 def _ovpn_known(r, s: int, m):
     """A known opcode (1..11) at offset s of an m-byte OpenVPN packet of plausible minimum size."""
     op = r.u8(s) >> 3
@@ -155,8 +174,8 @@ def _rules(r) -> list[tuple[int, object]]:
          & (_u16(r, 1) == 0x0100) & (_u16(r, 11) + 13 <= n)),
         (VPN_CODES["openvpn"], (udp & _port(r, PORT_OPENVPN) & _ovpn_known(r, 0, n))
          | (tcp & _port(r, PORT_OPENVPN) & (n >= 3) & _ovpn_known(r, 2, tcp_len))
-         | (udp & _ovpn_reset(r, 0, n))
-         | (tcp & (tcp_len == n - 2) & _ovpn_reset(r, 2, n - 2))),
+         | r.only(udp & _is_reset(b0), lambda q: _ovpn_reset(q, 0, q.n))
+         | r.only(tcp & (tcp_len == n - 2) & _is_reset(r.u8(2)), lambda q: _ovpn_reset(q, 2, q.n - 2))),
     ]
 
 

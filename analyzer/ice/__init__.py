@@ -1,0 +1,1 @@
+"""ICE and TURN reconstruction from the packets alone: allocations, candidates, sessions, pairs."""

@@ -1,0 +1,174 @@
+"""TURN allocations rebuilt from the TURN messages: one row per allocation.
+
+An allocation lives on one client <-> server path (5-tuple and transport). Its story is the Allocate
+requests (the 401 challenge, the authenticated retry, 438 stale nonces and other errors), the success
+with the relayed and mapped addresses, Refreshes, CreatePermission and ChannelBind, and a Refresh with
+LIFETIME 0 that ends it. Responses are tied to requests by transaction id, not by address: MS-TURN
+relays may answer from another address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+Endpoint = tuple[str, int]
+
+COLUMNS = [
+    "file", "allocation", "client", "client_port", "server", "server_port", "transport", "relayed_address",
+    "relayed_port", "mapped_address", "mapped_port", "state", "first_frame", "first_ts", "allocated_frame",
+    "allocated_ts", "challenged", "realm", "nonce_changes", "errors", "lifetime", "refreshes",
+    "deallocated_frame", "permissions", "channels", "packets_to_relay", "bytes_to_relay", "packets_from_relay",
+    "bytes_from_relay", "channel_traffic", "legacy_ms", "software", "answered_from",
+]
+
+
+@dataclass
+class _Alloc:
+    file: int
+    client: Endpoint
+    server: Endpoint
+    transport: str
+    first_frame: int
+    first_ts: int
+    relayed: Endpoint | None = None
+    mapped: Endpoint | None = None
+    allocated_frame: int | None = None
+    allocated_ts: int | None = None
+    challenged: bool = False
+    realm: str | None = None
+    nonces: set = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    last_error: int | None = None
+    lifetime: int | None = None
+    refreshes: int = 0
+    deallocated_frame: int | None = None
+    permissions: dict[str, int] = field(default_factory=dict)  # peer address -> frame of first request
+    channels: dict[int, tuple[Endpoint, int, bool]] = field(default_factory=dict)  # ch -> (peer, frame, confirmed)
+    legacy_ms: bool = False
+    software: str | None = None
+    answered_from: set = field(default_factory=set)
+
+    @property
+    def state(self) -> str:
+        if self.deallocated_frame is not None:
+            return "deallocated"
+        if self.allocated_frame is not None:
+            return "allocated"
+        if self.last_error is not None:
+            return "challenged" if self.last_error == 401 else "failed"
+        return "unanswered"
+
+
+def _ep(row, prefix: str = "") -> Endpoint:
+    return (getattr(row, prefix + "src"), int(getattr(row, prefix + "sport")))
+
+
+def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataFrame:
+    """stun: the stun table; relay_traffic: per file, {(src, sport, dst, dport, channel): [packets, bytes]}."""
+    turn = stun[(~stun.relayed) & stun.method.isin(
+        ["Allocate", "Refresh", "CreatePermission", "ChannelBind", "SetActiveDestination"])]
+    allocs: list[_Alloc] = []
+    current: dict[tuple, _Alloc] = {}
+    requests: dict[tuple[int, str], tuple[_Alloc, object]] = {}
+    for r in turn.sort_values(["file", "frame"]).itertuples(index=False):
+        if r.cls == "request":
+            key = (r.file, (r.src, int(r.sport)), (r.dst, int(r.dport)), r.transport)
+            a = current.get(key)
+            if a is None or (r.method == "Allocate" and a.state == "deallocated"):
+                a = _Alloc(r.file, key[1], key[2], r.transport, int(r.frame), int(r.ts_ns))
+                allocs.append(a)
+                current[key] = a
+            a.legacy_ms |= bool(r.legacy_ms)
+            a.software = a.software or r.software
+            if r.realm:
+                a.realm = r.realm
+            if r.nonce:
+                a.nonces.add(r.nonce)
+            if r.method == "CreatePermission" and r.peer_address:
+                a.permissions.setdefault(r.peer_address, int(r.frame))
+            if r.method == "ChannelBind" and pd.notna(r.channel) and r.peer_address:
+                a.channels.setdefault(int(r.channel), ((r.peer_address, int(r.peer_port)), int(r.frame), False))
+            requests[(r.file, r.transaction_id)] = (a, r)
+            continue
+        got = requests.get((r.file, r.transaction_id))
+        if got is None:
+            continue
+        a, req = got
+        a.answered_from.add(f"{r.src}:{r.sport}")
+        if r.realm:
+            a.realm = r.realm
+        if r.nonce:
+            a.nonces.add(r.nonce)
+        if r.cls == "error":
+            code = int(r.error_code) if pd.notna(r.error_code) else 0
+            a.errors.append(f"{r.method} {code} {r.error_reason or ''}".strip() + f" (frame {r.frame})")
+            if r.method == "Allocate":
+                a.last_error = code
+                a.challenged |= code == 401
+            continue
+        if r.method == "Allocate":
+            a.allocated_frame, a.allocated_ts = int(r.frame), int(r.ts_ns)
+            if r.relayed_address:
+                a.relayed = (r.relayed_address, int(r.relayed_port))
+            if r.mapped_address:
+                a.mapped = (r.mapped_address, int(r.mapped_port))
+            a.lifetime = int(r.lifetime) if pd.notna(r.lifetime) else a.lifetime
+            a.last_error = None
+        elif r.method == "Refresh":
+            a.refreshes += 1
+            if pd.notna(req.lifetime) and int(req.lifetime) == 0:
+                a.deallocated_frame = int(r.frame)
+            elif pd.notna(r.lifetime):
+                a.lifetime = int(r.lifetime)
+        elif r.method == "ChannelBind" and pd.notna(req.channel):
+            ch = int(req.channel)
+            peer, frame, _ = a.channels.get(ch, ((req.peer_address, int(req.peer_port)), int(req.frame), False))
+            a.channels[ch] = (peer, frame, True)
+    return _frame(allocs, relay_traffic)
+
+
+def _frame(allocs: list[_Alloc], relay_traffic: list[dict]) -> pd.DataFrame:
+    rows = []
+    for i, a in enumerate(allocs):
+        traffic = relay_traffic[a.file] if a.file < len(relay_traffic) else {}
+        up = [0, 0]
+        down = [0, 0]
+        per_channel = []
+        for (src, sport, dst, dport, ch), (n, b) in traffic.items():
+            if (src, sport) == a.client and (dst, dport) == a.server:
+                up[0] += n
+                up[1] += b
+                per_channel.append(f"{_ch(ch)} out {n} pkts {b} B")
+            elif (dst, dport) == a.client and (src, sport) == a.server:
+                down[0] += n
+                down[1] += b
+                per_channel.append(f"{_ch(ch)} in {n} pkts {b} B")
+        rows.append({
+            "file": a.file, "allocation": i, "client": a.client[0], "client_port": a.client[1],
+            "server": a.server[0], "server_port": a.server[1], "transport": a.transport,
+            "relayed_address": a.relayed[0] if a.relayed else None, "relayed_port": a.relayed[1] if a.relayed else None,
+            "mapped_address": a.mapped[0] if a.mapped else None, "mapped_port": a.mapped[1] if a.mapped else None,
+            "state": a.state, "first_frame": a.first_frame, "first_ts": pd.Timestamp(a.first_ts, unit="ns", tz="UTC"),
+            "allocated_frame": a.allocated_frame,
+            "allocated_ts": pd.Timestamp(a.allocated_ts, unit="ns", tz="UTC") if a.allocated_ts else pd.NaT,
+            "challenged": a.challenged, "realm": a.realm, "nonce_changes": max(len(a.nonces) - 1, 0),
+            "errors": "; ".join(a.errors), "lifetime": a.lifetime, "refreshes": a.refreshes,
+            "deallocated_frame": a.deallocated_frame,
+            "permissions": ", ".join(f"{p} (frame {f})" for p, f in a.permissions.items()),
+            "channels": ", ".join(f"0x{c:04X} -> {p[0]}:{p[1]} (frame {f}{'' if ok else ', unconfirmed'})"
+                                  for c, (p, f, ok) in sorted(a.channels.items())),
+            "packets_to_relay": up[0], "bytes_to_relay": up[1], "packets_from_relay": down[0],
+            "bytes_from_relay": down[1], "channel_traffic": "; ".join(sorted(per_channel)), "legacy_ms": a.legacy_ms,
+            "software": a.software, "answered_from": ", ".join(sorted(a.answered_from)),
+        })
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("client_port", "server_port", "relayed_port", "mapped_port", "allocated_frame", "lifetime",
+              "deallocated_frame"):
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def _ch(ch: int) -> str:
+    return "indications" if ch == -1 else ("0xFF10" if ch == 0xFF10 else f"0x{ch:04X}")

@@ -1,0 +1,71 @@
+"""Where media actually went: packets per media 5-tuple (inner when relayed) and wire 5-tuple.
+
+Fed with the dissect stage's MediaBatches; memory is one entry per distinct path. The ICE stage uses
+it to find the pair that carried media (the selected pair) and when media moved to another pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from ..capture.addresses import addr_str
+from ..dissect.media_rows import MediaBatch
+
+
+class MediaPath(NamedTuple):
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    wire_src: str
+    wire_sport: int
+    wire_dst: str
+    wire_dport: int
+    relayed: bool
+    channel: int
+    packets: int
+    bytes: int
+    first_frame: int
+    first_ts_ns: int
+    last_frame: int
+    last_ts_ns: int
+
+
+@dataclass
+class PathCounter:
+    _acc: dict[tuple, list[int]] = field(default_factory=dict)
+
+    def add(self, mb: MediaBatch) -> None:
+        if len(mb) == 0:
+            return
+        cols = (mb.src_hi, mb.src_lo, mb.sport, mb.dst_hi, mb.dst_lo, mb.dport, mb.wire_src_hi, mb.wire_src_lo,
+                mb.wire_sport, mb.wire_dst_hi, mb.wire_dst_lo, mb.wire_dport, mb.relayed, mb.channel)
+        key = np.stack([np.asarray(c).astype(np.uint64) for c in cols], axis=1)
+        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+        n = np.bincount(inv, minlength=len(uniq))
+        nbytes = np.bincount(inv, weights=mb.wire_len, minlength=len(uniq))
+        last = np.zeros(len(uniq), dtype=np.int64)
+        np.maximum.at(last, inv, np.arange(inv.size))
+        for g, k in enumerate(map(tuple, uniq.tolist())):
+            f, lst = int(first[g]), int(last[g])
+            acc = self._acc.get(k)
+            if acc is None:
+                self._acc[k] = [int(n[g]), int(nbytes[g]), int(mb.frame[f]), int(mb.ts_ns[f]),
+                                int(mb.frame[lst]), int(mb.ts_ns[lst])]
+            else:
+                acc[0] += int(n[g])
+                acc[1] += int(nbytes[g])
+                acc[4], acc[5] = int(mb.frame[lst]), int(mb.ts_ns[lst])
+
+    def paths(self) -> list[MediaPath]:
+        out = []
+        for k, (n, b, ff, ft, lf, lt) in self._acc.items():
+            sh, sl, sp, dh, dl, dp, wsh, wsl, wsp, wdh, wdl, wdp, rel, ch = k
+            ch = ch - (1 << 64) if ch >= 1 << 63 else ch
+            out.append(MediaPath(addr_str(sh, sl), int(sp), addr_str(dh, dl), int(dp), addr_str(wsh, wsl), int(wsp),
+                                 addr_str(wdh, wdl), int(wdp), bool(rel), int(ch), n, b, ff, ft, lf, lt))
+        return sorted(out, key=lambda p: p.first_ts_ns)

@@ -1,0 +1,248 @@
+"""ICE sessions and candidate pairs, rebuilt from the connectivity checks.
+
+A session is the pair of ufrags (USERNAME 'R:L' one way, 'L:R' the other), so captures taken at both
+ends of a call merge into one session. A pair is (local, remote) from one agent's point of view: the
+local side of a check sent through TURN is the relay candidate, its wire path client <-> relay. The
+selected pair is the one media and DTLS actually used; if media moved, each switch is listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .candidates import CandidateBook
+from .paths import MediaPath
+
+IN_PROGRESS_S = 5.0  # an unanswered check this close to the capture's end may still be answered
+MIN_MEDIA = 5  # packets on a pair before it counts as carrying media
+
+
+@dataclass
+class _Pair:
+    session: int
+    pair: int
+    agent: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    transport: str
+    relayed: bool
+    wire: tuple[str, int, str, int]
+    checks: int = 0
+    copies: int = 0
+    successes: int = 0
+    errors: list[str] = field(default_factory=list)
+    rtts: list[float] = field(default_factory=list)
+    first_check_frame: int = 0
+    first_check_ts: int = 0
+    last_check_ts: int = 0
+    first_success_frame: int | None = None
+    first_success_ts: int | None = None
+    use_candidate: bool = False
+    nominated: bool = False
+    local_type: str = ""
+    remote_type: str = ""
+    media_packets: int = 0
+    media_first_ts: int | None = None
+    media_last_ts: int | None = None
+    selected: bool = False
+
+    @property
+    def ends(self) -> frozenset:
+        return frozenset((self.local, self.remote))
+
+
+@dataclass
+class _Session:
+    session: int
+    ufrags: frozenset
+    files: set = field(default_factory=set)
+    controlling: str | None = None
+    controlled: str | None = None
+    role_conflicts: int = 0
+    start_frame: int = 0
+    start_ts: int = 0
+    connected_frame: int | None = None
+    connected_ts: int | None = None
+    pairs: list[_Pair] = field(default_factory=list)
+
+
+def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], end_ts: int):
+    """(sessions, pairs) DataFrames; candidates are added to `book` as they are met."""
+    checks = stun[(stun.method == "Binding") & stun.ufrag_to.notna() & stun.ufrag_from.notna() & (stun.cls == "request")]
+    responses = stun[(stun.method == "Binding") & stun.cls.isin(["success", "error"])]
+    first_resp: dict[tuple, list] = {}
+    for r in responses.sort_values("ts_ns").itertuples(index=False):
+        first_resp.setdefault((r.file, r.transaction_id), []).append(r)
+    sessions: dict[frozenset, _Session] = {}
+    pairs: dict[tuple, _Pair] = {}
+    seen_tid: set = set()
+    for r in checks.sort_values("ts_ns").itertuples(index=False):
+        key = frozenset((r.ufrag_to, r.ufrag_from))
+        s = sessions.get(key)
+        if s is None:
+            s = sessions[key] = _Session(len(sessions), key, start_frame=int(r.frame), start_ts=int(r.ts_ns))
+        s.files.add(r.file)
+        if r.ice_role == "controlling":
+            s.controlling = s.controlling or r.ufrag_from
+        elif r.ice_role == "controlled":
+            s.controlled = s.controlled or r.ufrag_from
+        local, remote = (r.src, int(r.sport)), (r.dst, int(r.dport))
+        wire = (r.outer_src, int(r.outer_sport), r.outer_dst, int(r.outer_dport)) if r.relayed else (*local, *remote)
+        pk = (s.session, r.ufrag_from, local, remote, r.transport)
+        p = pairs.get(pk)
+        if p is None:
+            lc = book.add(r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=bool(r.relayed))
+            rc = book.add(r.ufrag_to, *remote, r.transport, int(r.frame), r.file)
+            p = pairs[pk] = _Pair(s.session, len(s.pairs), r.ufrag_from, local, remote, r.transport, bool(r.relayed),
+                                  wire, first_check_frame=int(r.frame), first_check_ts=int(r.ts_ns),
+                                  local_type=lc.type, remote_type=rc.type)
+            s.pairs.append(p)
+        p.copies += 1
+        p.last_check_ts = int(r.ts_ns)
+        tid = (r.file, r.transaction_id)
+        if tid in seen_tid:
+            continue
+        seen_tid.add(tid)
+        p.checks += 1
+        p.use_candidate |= bool(r.use_candidate)
+        for resp in first_resp.get(tid, [])[:1]:
+            if resp.cls == "success":
+                p.successes += 1
+                p.rtts.append((int(resp.ts_ns) - int(r.ts_ns)) / 1e6)
+                if p.first_success_frame is None:
+                    p.first_success_frame, p.first_success_ts = int(resp.frame), int(resp.ts_ns)
+                if s.connected_ts is None or int(resp.ts_ns) < s.connected_ts:
+                    s.connected_frame, s.connected_ts = int(resp.frame), int(resp.ts_ns)
+                if r.use_candidate:
+                    p.nominated = True
+                if resp.mapped_address and pd.notna(resp.mapped_port):  # how the peer sees this agent
+                    ep = (resp.mapped_address, int(resp.mapped_port))
+                    if not book.known(r.ufrag_from, *ep, r.transport):
+                        typed = book.classify(*ep)
+                        if typed[0] == "unknown":
+                            typed = ("prflx", f"XOR-MAPPED-ADDRESS of a check response (frame {resp.frame}) "
+                                              "matching no known candidate")
+                        book.add(r.ufrag_from, *ep, r.transport, int(resp.frame), resp.file, typed=typed)
+            else:
+                code = int(resp.error_code) if pd.notna(resp.error_code) else 0
+                p.errors.append(f"{code} (frame {resp.frame})")
+                s.role_conflicts += code == 487
+    _attach_media(sessions, paths)
+    return _tables(sessions, end_ts)
+
+
+def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath]) -> None:
+    """Media and its timing on each pair: by the media 5-tuple, or by the wire path for relayed media
+    whose inner addresses the capture could not name."""
+    by_ends: dict[frozenset, list[MediaPath]] = {}
+    by_wire: dict[frozenset, list[MediaPath]] = {}
+    for m in paths:
+        if m.src:
+            by_ends.setdefault(frozenset(((m.src, m.sport), (m.dst, m.dport))), []).append(m)
+        if m.relayed:
+            by_wire.setdefault(frozenset(((m.wire_src, m.wire_sport), (m.wire_dst, m.wire_dport))), []).append(m)
+    for s in sessions.values():
+        for p in s.pairs:
+            found = list(by_ends.get(p.ends, []))
+            if p.relayed and not found:
+                wire = frozenset(((p.wire[0], p.wire[1]), (p.wire[2], p.wire[3])))
+                found = [m for m in by_wire.get(wire, []) if not m.src]
+            for m in found:
+                p.media_packets += m.packets
+                p.media_first_ts = m.first_ts_ns if p.media_first_ts is None else min(p.media_first_ts, m.first_ts_ns)
+                p.media_last_ts = m.last_ts_ns if p.media_last_ts is None else max(p.media_last_ts, m.last_ts_ns)
+
+
+def _select(s: _Session) -> tuple[list[_Pair], list[str]]:
+    """The pairs media used, in order of first use: the last is the selected one; each change a switch."""
+    used: dict[frozenset, _Pair] = {}
+    for p in s.pairs:
+        if p.media_packets >= MIN_MEDIA and p.ends not in used:
+            used[p.ends] = p
+    order = sorted(used.values(), key=lambda p: p.media_first_ts)
+    switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in zip(order, order[1:], strict=False)]
+    return order, switches
+
+
+def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    srows, prows = [], []
+    by_endpoints: dict[frozenset, int] = {}
+    for s in sorted(sessions.values(), key=lambda s: s.start_ts):
+        order, switches = _select(s)
+        selected = order[-1] if order else None
+        nominated = [p for p in s.pairs if p.nominated]
+        if selected is None and nominated:
+            selected = nominated[-1]
+        for p in s.pairs:
+            p.selected = selected is not None and p.ends == selected.ends
+        hosts = frozenset(p.local[0] for p in s.pairs) | frozenset(p.remote[0] for p in s.pairs)
+        restart_of = by_endpoints.get(hosts)
+        by_endpoints.setdefault(hosts, s.session)
+        consent = sum(p.copies for p in s.pairs if p.selected and s.connected_ts and p.last_check_ts > s.connected_ts)
+        state = "connected" if s.connected_ts else ("checking" if _recent(s.pairs, end_ts) else "failed")
+        agents = sorted(s.ufrags)
+        srows.append({
+            "session": s.session, "ufrags": ":".join(agents), "agent_a": agents[0],
+            "agent_b": agents[-1], "controlling": s.controlling, "controlled": s.controlled,
+            "role_conflicts": s.role_conflicts, "state": state, "start_frame": s.start_frame,
+            "start_ts": _ts(s.start_ts), "connected_frame": s.connected_frame,
+            "connected_ts": _ts(s.connected_ts) if s.connected_ts else pd.NaT,
+            "nominated_pair": nominated[0].pair if nominated else None,
+            "selected_pair": selected.pair if selected else None,
+            "path": _desc(selected) if selected else "", "switches": "; ".join(switches),
+            "restart_of": restart_of, "consent_checks": consent, "pairs": len(s.pairs),
+            "files": ",".join(str(f) for f in sorted(s.files)),
+        })
+        for p in s.pairs:
+            state_p = ("succeeded" if p.successes else "failed" if p.errors else
+                       "in progress" if end_ts - p.last_check_ts < IN_PROGRESS_S * 1e9 else "not answered")
+            prows.append({
+                "session": p.session, "pair": p.pair, "agent": p.agent, "local_address": p.local[0],
+                "local_port": p.local[1], "local_type": p.local_type, "remote_address": p.remote[0],
+                "remote_port": p.remote[1], "remote_type": p.remote_type, "transport": p.transport,
+                "relayed": p.relayed, "wire": "{}:{} -> {}:{}".format(*p.wire), "state": state_p,
+                "nominated": p.nominated, "use_candidate": p.use_candidate, "selected": p.selected,
+                "checks": p.checks, "retransmissions": p.copies - p.checks, "successes": p.successes,
+                "errors": "; ".join(p.errors), "rtt_ms_min": min(p.rtts) if p.rtts else np.nan,
+                "rtt_ms_median": float(np.median(p.rtts)) if p.rtts else np.nan,
+                "first_check_frame": p.first_check_frame, "first_check_ts": _ts(p.first_check_ts),
+                "first_success_frame": p.first_success_frame,
+                "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
+                "media_packets": p.media_packets, "description": _desc(p),
+            })
+    sdf = pd.DataFrame(srows, columns=_SESSION_COLUMNS)
+    pdf = pd.DataFrame(prows, columns=_PAIR_COLUMNS)
+    for c in ("connected_frame", "nominated_pair", "selected_pair", "restart_of"):
+        sdf[c] = sdf[c].astype("Int64")
+    pdf["first_success_frame"] = pdf["first_success_frame"].astype("Int64")
+    return sdf, pdf
+
+
+_SESSION_COLUMNS = ["session", "ufrags", "agent_a", "agent_b", "controlling", "controlled", "role_conflicts",
+                    "state", "start_frame", "start_ts", "connected_frame", "connected_ts", "nominated_pair",
+                    "selected_pair", "path", "switches", "restart_of", "consent_checks", "pairs", "files"]
+_PAIR_COLUMNS = ["session", "pair", "agent", "local_address", "local_port", "local_type", "remote_address",
+                 "remote_port", "remote_type", "transport", "relayed", "wire", "state", "nominated", "use_candidate",
+                 "selected", "checks", "retransmissions", "successes", "errors", "rtt_ms_min", "rtt_ms_median",
+                 "first_check_frame", "first_check_ts", "first_success_frame", "first_success_ts", "media_packets",
+                 "description"]
+
+
+def _recent(pairs: list[_Pair], end_ts: int) -> bool:
+    return any(end_ts - p.last_check_ts < IN_PROGRESS_S * 1e9 for p in pairs)
+
+
+def _ts(ns: int | None):
+    return pd.Timestamp(ns, unit="ns", tz="UTC") if ns is not None else pd.NaT
+
+
+def _desc(p: _Pair) -> str:
+    """e.g. '10.1.0.5:50012 host/udp -> 52.113.4.9:3478 relay -> 203.0.113.9:61000 srflx'."""
+    local = f"{p.local[0]}:{p.local[1]} {p.local_type}/{p.transport}"
+    if p.relayed:
+        client = f"{p.wire[0]}:{p.wire[1]} host/{p.transport}"
+        return f"{client} -> {p.wire[2]}:{p.wire[3]} relay ({local}) -> {p.remote[0]}:{p.remote[1]} {p.remote_type}"
+    return f"{local} -> {p.remote[0]}:{p.remote[1]} {p.remote_type}"

@@ -1,0 +1,1 @@
+"""Topology: network profile -> zones -> flow labels -> call topology -> findings."""

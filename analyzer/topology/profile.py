@@ -1,0 +1,115 @@
+"""The network profile: which addresses are the customer network, VPN pools, the cloud, the internet.
+
+One source of truth for every stage that classifies an address. Built-in defaults are the service's
+published media ranges and the private/CGNAT ranges; a TOML file adds to them (or replaces a section
+with `replace_defaults = true`). Every answer says which rule and which range decided it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Published ACS / Teams media ranges (PROTOCOL-FACTS.md, Microsoft 365 endpoint list ID 11 "Optimize")
+CLOUD_DEFAULT = ("20.202.0.0/16", "52.112.0.0/14", "52.122.0.0/15", "2603:1063::/38", "13.107.64.0/18")
+# RFC 1918, RFC 6598 (CGNAT), RFC 4193 (ULA)
+CUSTOMER_DEFAULT = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+LOCAL = ("127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10")
+
+ZONES = ("vpn", "customer", "cloud", "internet")
+
+
+class Zone(NamedTuple):
+    zone: str  # 'vpn' | 'customer' | 'cloud' | 'internet'
+    rule: str  # e.g. 'cloud range 52.112.0.0/14 (default)'
+    role: str | None = None  # 'relay' | 'media' | 'sbc' | 'concentrator' | 'egress' | None
+
+
+def _nets(items) -> tuple[Net, ...]:
+    return tuple(ipaddress.ip_network(x, strict=False) for x in items)
+
+
+@dataclass
+class NetworkProfile:
+    customer: tuple[Net, ...] = field(default_factory=lambda: _nets(CUSTOMER_DEFAULT))
+    egress: tuple[Net, ...] = ()
+    vpn_pools: tuple[Net, ...] = ()
+    concentrators: tuple[Net, ...] = ()
+    cloud: tuple[Net, ...] = field(default_factory=lambda: _nets(CLOUD_DEFAULT))
+    relays: tuple[Net, ...] = ()
+    media: tuple[Net, ...] = ()
+    sbc: tuple[Net, ...] = ()
+    capture_point: str | None = None
+    source: str = "defaults"
+
+    @classmethod
+    def load(cls, path: str | None) -> NetworkProfile:
+        """Defaults, plus what a TOML file adds (see DESIGN.md for the keys)."""
+        p = cls()
+        if path is None:
+            return p
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+        p.source = path
+
+        def merge(current, section: str, key: str):
+            sec = d.get(section, {})
+            extra = _nets(sec.get(key, []))
+            return extra if sec.get("replace_defaults") else current + extra
+
+        p.customer = merge(p.customer, "customer", "networks")
+        p.egress = _nets(d.get("customer", {}).get("egress", []))
+        p.vpn_pools = _nets(d.get("vpn", {}).get("pools", []))
+        p.concentrators = _nets(d.get("vpn", {}).get("concentrators", []))
+        p.cloud = merge(p.cloud, "cloud", "ranges")
+        p.relays = _nets(d.get("cloud", {}).get("relays", []))
+        p.media = _nets(d.get("cloud", {}).get("media", []))
+        p.sbc = _nets(d.get("pstn", {}).get("sbc", []))
+        p.capture_point = d.get("capture", {}).get("point")
+        return p
+
+    def zone(self, address: str) -> Zone:
+        """Most specific wins: vpn pools, customer, cloud, internet."""
+        return _zone(self, address)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@lru_cache(maxsize=65536)
+def _zone(p: NetworkProfile, address: str) -> Zone:
+    try:
+        a = ipaddress.ip_address(address)
+    except ValueError:
+        return Zone("internet", "not an IP address")
+    origin = "profile" if p.source != "defaults" else "default"
+    for nets, zone, role, what in (
+        (p.vpn_pools, "vpn", None, "VPN pool"),
+        (p.concentrators, "internet", "concentrator", "VPN concentrator"),
+        (p.egress, "customer", "egress", "customer NAT egress"),
+        (p.customer, "customer", None, "customer network"),
+        (p.relays, "cloud", "relay", "cloud relay"),
+        (p.media, "cloud", "media", "cloud media processor"),
+        (p.sbc, "cloud", "sbc", "PSTN SBC"),
+        (p.cloud, "cloud", None, "cloud range"),
+    ):
+        for n in nets:
+            if a.version == n.version and a in n:
+                return Zone(zone, f"{what} {n} ({origin})", role)
+    if any(a in n for n in _nets(LOCAL) if n.version == a.version):
+        return Zone("customer", "loopback/link-local address")
+    return Zone("internet", "no range matched")
+
+
+def is_private(address: str) -> bool:
+    """Private, CGNAT, ULA, loopback or link-local: an address no one outside can reach directly."""
+    try:
+        a = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(a in n for n in _nets(CUSTOMER_DEFAULT + LOCAL) if n.version == a.version)
