@@ -121,9 +121,25 @@ def _ice(a: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         book = CandidateBook(a.profile)
         book.learn_servers(a.stun, a.allocations)
         end = max((c.last_ts_ns or 0) for c in a.captures) if a.captures else 0
-        sess, pairs = sessions.build(a.stun, book, a.paths.paths(), end)
+        sess, pairs = sessions.build(a.stun, book, a.paths.paths(), _dtls_paths(a), end)
         a._cache["_ice"] = (book.table(), sess, pairs)
     return a._cache["_ice"]
+
+
+def _dtls_paths(a: Analysis) -> list:
+    """DTLS datagrams per 5-tuple (inner when relayed): evidence of the pair that was used."""
+    from .ice.paths import MediaPath
+
+    d = a.dtls
+    out = []
+    if len(d) == 0:
+        return out
+    g = d.groupby(["src", "sport", "dst", "dport"], observed=True, dropna=False)
+    for (src, sport, dst, dport), rows in g:
+        out.append(MediaPath(src, int(sport), dst, int(dport), "", 0, "", 0, bool(rows.relayed.iloc[0]), 0, len(rows),
+                             int(rows.length.sum()), int(rows.frame.iloc[0]), int(rows.ts_ns.iloc[0]),
+                             int(rows.frame.iloc[-1]), int(rows.ts_ns.iloc[-1])))
+    return out
 
 
 @_table("candidates")

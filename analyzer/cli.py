@@ -84,5 +84,27 @@ def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
         print_summary(r)
 
 
+@main.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def ice(captures: tuple[str, ...], as_json: bool, network: str | None, progress: bool) -> None:
+    """The ICE negotiation: sessions, candidates, candidate pairs (nominated and selected) and TURN allocations."""
+    from .api import analyze
+    from .report.console import print_ice, records
+
+    with _Progress(progress) as bar:
+        try:
+            a = analyze(list(captures), network=network, progress=bar.file)
+        except CaptureError as e:
+            _fail(e)
+    if as_json:
+        doc = {name: records(getattr(a, name)) for name in ("sessions", "candidates", "pairs", "allocations")}
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    print_ice(a)
+
+
 if __name__ == "__main__":
     main()

@@ -87,6 +87,7 @@ class ControlDissector:
         self.relays: dict[tuple[Endpoint, Endpoint], Endpoint] = {}
         self.channels: dict[tuple[Endpoint, Endpoint], dict[int, Endpoint]] = {}
         self._bind_requests: dict[str, tuple[Endpoint, Endpoint, int, Endpoint]] = {}
+        self._alloc_requests: dict[str, tuple[Endpoint, Endpoint]] = {}
         # packets and bytes relayed per wire path and channel (-1: Send/Data indications)
         self.relay_traffic: dict[tuple[str, int, str, int, int], list[int]] = {}
         # RTP/RTCP met one by one (relayed in indications, framed in TCP): rows for media_rows.from_packets
@@ -223,10 +224,17 @@ class ControlDissector:
             return
         a, b = (w.src, w.sport), (w.dst, w.dport)
         name, cls = msg.method_name, msg.cls
-        if name == "Allocate" and cls == "success":
+        if name == "Allocate" and cls == "request":
+            self._alloc_requests[msg.transaction_id] = (a, b)
+        elif name == "Allocate" and cls == "success":
             relayed = msg.xor_relayed
             if relayed is not None:
-                self.relays[(b, a)] = (relayed.address, relayed.port)
+                ep = (relayed.address, relayed.port)
+                self.relays[(b, a)] = ep
+                # MS-TURN relays may answer from another address than the one asked: key the path asked too
+                req = self._alloc_requests.pop(msg.transaction_id, None)
+                if req is not None:
+                    self.relays[req] = ep
         elif name == "ChannelBind" and cls == "request":
             peer, ch = msg.xor_peer, msg.channel
             if peer is not None and ch is not None:

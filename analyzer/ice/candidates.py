@@ -42,10 +42,13 @@ class CandidateBook:
     relayed: dict[Endpoint, tuple[int, int, Endpoint]] = field(default_factory=dict)  # relay -> (file, frame, client)
     mapped: dict[Endpoint, tuple[int, int, Endpoint]] = field(default_factory=dict)  # srflx -> (file, frame, base)
     found: dict[tuple, Candidate] = field(default_factory=dict)
+    turn_ips: set[str] = field(default_factory=set)  # addresses TURN servers relay from
 
     def learn_servers(self, stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         """Relayed and server-reflexive addresses from TURN allocations and STUN server queries."""
         for a in allocations.itertuples(index=False):
+            if a.relayed_address:
+                self.turn_ips.add(a.relayed_address)
             if a.relayed_address and pd.notna(a.relayed_port):
                 self.relayed.setdefault((a.relayed_address, int(a.relayed_port)),
                                         (a.file, int(a.allocated_frame), (a.client, int(a.client_port))))
@@ -65,11 +68,15 @@ class CandidateBook:
         if ep in self.relayed:
             return "relay", f"XOR-RELAYED-ADDRESS of an allocation (frame {self.relayed[ep][1]})"
         if relayed_check:
-            return "relay", "source of checks sent through TURN"
+            return "relay", "the allocation end of a check relayed through TURN"
+        if address in self.turn_ips:
+            return "relay", "an address of a TURN server seen in this capture"
         if ep in self.mapped:
             return "srflx", f"XOR-MAPPED-ADDRESS returned by a STUN/TURN server (frame {self.mapped[ep][1]})"
         if is_private(address):
             return "host", "private or local address"
+        if self.profile.capture_point == address:
+            return "host", "the capture host's own address (network profile)"
         z = self.profile.zone(address)
         if z.zone == "cloud":
             if z.role == "relay" or port in RELAY_PORTS:

@@ -8,6 +8,7 @@ selected pair is the one media and DTLS actually used; if media moved, each swit
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 from .candidates import CandidateBook
 from .paths import MediaPath
 
+TURN_SERVER_PORTS = frozenset((3478, 3479, 3480, 3481, 443, 5349))
 IN_PROGRESS_S = 5.0  # an unanswered check this close to the capture's end may still be answered
 MIN_MEDIA = 5  # packets on a pair before it counts as carrying media
 
@@ -44,7 +46,9 @@ class _Pair:
     nominated: bool = False
     local_type: str = ""
     remote_type: str = ""
+    relay_side: str | None = None  # 'local' when the check left through the agent's TURN allocation
     media_packets: int = 0
+    dtls_packets: int = 0
     media_first_ts: int | None = None
     media_last_ts: int | None = None
     selected: bool = False
@@ -69,17 +73,17 @@ class _Session:
     pairs: list[_Pair] = field(default_factory=list)
 
 
-def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], end_ts: int):
+def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls: list[MediaPath], end_ts: int):
     """(sessions, pairs) DataFrames; candidates are added to `book` as they are met."""
     checks = stun[(stun.method == "Binding") & stun.ufrag_to.notna() & stun.ufrag_from.notna() & (stun.cls == "request")]
     responses = stun[(stun.method == "Binding") & stun.cls.isin(["success", "error"])]
     first_resp: dict[tuple, list] = {}
-    for r in responses.sort_values("ts_ns").itertuples(index=False):
+    for r in responses.sort_values(["ts_ns", "frame"], kind="stable").itertuples(index=False):
         first_resp.setdefault((r.file, r.transaction_id), []).append(r)
     sessions: dict[frozenset, _Session] = {}
     pairs: dict[tuple, _Pair] = {}
     seen_tid: set = set()
-    for r in checks.sort_values("ts_ns").itertuples(index=False):
+    for r in checks.sort_values(["ts_ns", "frame"], kind="stable").itertuples(index=False):
         key = frozenset((r.ufrag_to, r.ufrag_from))
         s = sessions.get(key)
         if s is None:
@@ -94,11 +98,15 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], end_t
         pk = (s.session, r.ufrag_from, local, remote, r.transport)
         p = pairs.get(pk)
         if p is None:
-            lc = book.add(r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=bool(r.relayed))
-            rc = book.add(r.ufrag_to, *remote, r.transport, int(r.frame), r.file)
+            side = _relay_side(r, book) if r.relayed else None
+            same = ("host", "both ends of the check on one host") if local[0] == remote[0] and not r.relayed else None
+            lc = book.add(r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=side == "local",
+                          typed=same)
+            rc = book.add(r.ufrag_to, *remote, r.transport, int(r.frame), r.file, relayed_check=side == "remote",
+                          typed=same)
             p = pairs[pk] = _Pair(s.session, len(s.pairs), r.ufrag_from, local, remote, r.transport, bool(r.relayed),
                                   wire, first_check_frame=int(r.frame), first_check_ts=int(r.ts_ns),
-                                  local_type=lc.type, remote_type=rc.type)
+                                  local_type=lc.type, remote_type=rc.type, relay_side=side)
             s.pairs.append(p)
         p.copies += 1
         p.last_check_ts = int(r.ts_ns)
@@ -130,11 +138,20 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], end_t
                 code = int(resp.error_code) if pd.notna(resp.error_code) else 0
                 p.errors.append(f"{code} (frame {resp.frame})")
                 s.role_conflicts += code == 487
-    _attach_media(sessions, paths)
+    _attach_media(sessions, paths, dtls)
     return _tables(sessions, end_ts)
 
 
-def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath]) -> None:
+def _relay_side(r, book: CandidateBook) -> str:
+    """Which end of a relayed check is the TURN allocation: the sender's when the outer packet went
+    client -> server (Send, ChannelData from the client), the receiver's when it came back (Data)."""
+    clients = {c for _, _, c in book.relayed.values()}
+    to_server = (r.outer_src, int(r.outer_sport)) in clients or (
+        int(r.outer_dport) in TURN_SERVER_PORTS and int(r.outer_sport) not in TURN_SERVER_PORTS)
+    return "local" if to_server else "remote"
+
+
+def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath], dtls: list[MediaPath]) -> None:
     """Media and its timing on each pair: by the media 5-tuple, or by the wire path for relayed media
     whose inner addresses the capture could not name."""
     by_ends: dict[frozenset, list[MediaPath]] = {}
@@ -144,6 +161,9 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath]) -
             by_ends.setdefault(frozenset(((m.src, m.sport), (m.dst, m.dport))), []).append(m)
         if m.relayed:
             by_wire.setdefault(frozenset(((m.wire_src, m.wire_sport), (m.wire_dst, m.wire_dport))), []).append(m)
+    dtls_by_ends: dict[frozenset, list[MediaPath]] = {}
+    for m in dtls:
+        dtls_by_ends.setdefault(frozenset(((m.src, m.sport), (m.dst, m.dport))), []).append(m)
     for s in sessions.values():
         for p in s.pairs:
             found = list(by_ends.get(p.ends, []))
@@ -154,16 +174,21 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath]) -
                 p.media_packets += m.packets
                 p.media_first_ts = m.first_ts_ns if p.media_first_ts is None else min(p.media_first_ts, m.first_ts_ns)
                 p.media_last_ts = m.last_ts_ns if p.media_last_ts is None else max(p.media_last_ts, m.last_ts_ns)
+            p.dtls_packets += sum(m.packets for m in dtls_by_ends.get(p.ends, []))
+            if p.media_first_ts is None and p.dtls_packets:
+                firsts = [m.first_ts_ns for m in dtls_by_ends[p.ends]]
+                p.media_first_ts = min(firsts)
 
 
 def _select(s: _Session) -> tuple[list[_Pair], list[str]]:
     """The pairs media used, in order of first use: the last is the selected one; each change a switch."""
     used: dict[frozenset, _Pair] = {}
-    for p in s.pairs:
-        if p.media_packets >= MIN_MEDIA and p.ends not in used:
+    # describe each used path from the view of the agent that nominated it, else the one whose relay it is
+    for p in sorted(s.pairs, key=lambda p: (not p.nominated, p.relay_side != "local", p.pair)):
+        if (p.media_packets >= MIN_MEDIA or p.dtls_packets) and p.ends not in used:
             used[p.ends] = p
     order = sorted(used.values(), key=lambda p: p.media_first_ts)
-    switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in zip(order, order[1:], strict=False)]
+    switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in itertools.pairwise(order)]
     return order, switches
 
 
@@ -173,9 +198,12 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
     for s in sorted(sessions.values(), key=lambda s: s.start_ts):
         order, switches = _select(s)
         selected = order[-1] if order else None
+        selected_by = ("media" if selected.media_packets else "DTLS") if selected else ""
         nominated = [p for p in s.pairs if p.nominated]
         if selected is None and nominated:
-            selected = nominated[-1]
+            # no media in the capture: consent freshness keeps checking the selected pair after connection
+            selected = max(nominated, key=lambda p: (p.last_check_ts, p.checks))
+            selected_by = "latest checks on a nominated pair (no media in the capture)"
         for p in s.pairs:
             p.selected = selected is not None and p.ends == selected.ends
         hosts = frozenset(p.local[0] for p in s.pairs) | frozenset(p.remote[0] for p in s.pairs)
@@ -192,7 +220,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
             "connected_ts": _ts(s.connected_ts) if s.connected_ts else pd.NaT,
             "nominated_pair": nominated[0].pair if nominated else None,
             "selected_pair": selected.pair if selected else None,
-            "path": _desc(selected) if selected else "", "switches": "; ".join(switches),
+            "path": _desc(selected) if selected else "", "selected_by": selected_by, "switches": "; ".join(switches),
             "restart_of": restart_of, "consent_checks": consent, "pairs": len(s.pairs),
             "files": ",".join(str(f) for f in sorted(s.files)),
         })
@@ -211,7 +239,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
                 "first_check_frame": p.first_check_frame, "first_check_ts": _ts(p.first_check_ts),
                 "first_success_frame": p.first_success_frame,
                 "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
-                "media_packets": p.media_packets, "description": _desc(p),
+                "media_packets": p.media_packets, "dtls_packets": p.dtls_packets, "description": _desc(p),
             })
     sdf = pd.DataFrame(srows, columns=_SESSION_COLUMNS)
     pdf = pd.DataFrame(prows, columns=_PAIR_COLUMNS)
@@ -223,12 +251,12 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
 
 _SESSION_COLUMNS = ["session", "ufrags", "agent_a", "agent_b", "controlling", "controlled", "role_conflicts",
                     "state", "start_frame", "start_ts", "connected_frame", "connected_ts", "nominated_pair",
-                    "selected_pair", "path", "switches", "restart_of", "consent_checks", "pairs", "files"]
+                    "selected_pair", "path", "selected_by", "switches", "restart_of", "consent_checks", "pairs", "files"]
 _PAIR_COLUMNS = ["session", "pair", "agent", "local_address", "local_port", "local_type", "remote_address",
                  "remote_port", "remote_type", "transport", "relayed", "wire", "state", "nominated", "use_candidate",
                  "selected", "checks", "retransmissions", "successes", "errors", "rtt_ms_min", "rtt_ms_median",
                  "first_check_frame", "first_check_ts", "first_success_frame", "first_success_ts", "media_packets",
-                 "description"]
+                 "dtls_packets", "description"]
 
 
 def _recent(pairs: list[_Pair], end_ts: int) -> bool:
@@ -242,7 +270,9 @@ def _ts(ns: int | None):
 def _desc(p: _Pair) -> str:
     """e.g. '10.1.0.5:50012 host/udp -> 52.113.4.9:3478 relay -> 203.0.113.9:61000 srflx'."""
     local = f"{p.local[0]}:{p.local[1]} {p.local_type}/{p.transport}"
-    if p.relayed:
-        client = f"{p.wire[0]}:{p.wire[1]} host/{p.transport}"
-        return f"{client} -> {p.wire[2]}:{p.wire[3]} relay ({local}) -> {p.remote[0]}:{p.remote[1]} {p.remote_type}"
-    return f"{local} -> {p.remote[0]}:{p.remote[1]} {p.remote_type}"
+    remote = f"{p.remote[0]}:{p.remote[1]} {p.remote_type}"
+    if p.relay_side == "local":  # wire: client -> TURN server
+        return f"{p.wire[0]}:{p.wire[1]} -> {p.wire[2]}:{p.wire[3]} TURN -> {local} -> {remote}"
+    if p.relay_side == "remote":  # wire: TURN server -> client
+        return f"{local} -> {remote} -> {p.wire[0]}:{p.wire[1]} TURN -> {p.wire[2]}:{p.wire[3]}"
+    return f"{local} -> {remote}"

@@ -48,3 +48,88 @@ def _esc(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def records(df) -> list[dict]:
+    """DataFrame rows as JSON-ready dicts: timestamps as ISO text, missing values as None."""
+    import pandas as pd
+
+    out = []
+    for row in df.to_dict(orient="records"):
+        clean = {}
+        for k, v in row.items():
+            if v is None or (not isinstance(v, str | bytes | list | dict) and pd.isna(v)):
+                clean[k] = None
+            elif isinstance(v, pd.Timestamp):
+                clean[k] = v.isoformat()
+            elif hasattr(v, "item"):
+                clean[k] = v.item()
+            else:
+                clean[k] = v
+        out.append(clean)
+    return out
+
+
+def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for c in columns:
+        t.add_column(c, no_wrap=c in ("description", "path", "address", "agent"))
+    for row in df.itertuples(index=False):
+        d = row._asdict()
+        cells = ["" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _esc(str(d[c]))
+                 for c in columns]
+        style = mark(d) if mark else None
+        t.add_row(*cells, style=style)
+    out.print(t)
+
+
+def _isna(v) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def print_ice(a, out: Console | None = None) -> None:
+    """Sessions, candidates, pairs (selected in bold green, nominated marked) and TURN allocations."""
+    out = out or Console(width=None if Console().is_terminal else 160)
+    if len(a.sessions) == 0 and len(a.allocations) == 0:
+        out.print("No ICE connectivity checks or TURN allocations in this capture.")
+        return
+    for s in a.sessions.itertuples(index=False):
+        t = Table(title=f"ICE session {s.session}: {_esc(s.ufrags)}", show_header=False, title_justify="left")
+        t.add_column("field", style="bold")
+        t.add_column("value")
+        t.add_row("state", s.state)
+        t.add_row("controlling", _esc(str(s.controlling)) if isinstance(s.controlling, str) else "not seen")
+        t.add_row("checks from", f"frame {s.start_frame} ({s.start_ts})")
+        if not _isna(s.connected_frame):
+            t.add_row("connected", f"frame {s.connected_frame} ({s.connected_ts})")
+        if not _isna(s.selected_pair):
+            t.add_row("selected pair", f"{s.selected_pair} ({_esc(s.selected_by)})")
+            t.add_row("path", _esc(s.path))
+        if not _isna(s.nominated_pair):
+            t.add_row("nominated pair", str(s.nominated_pair))
+        if s.switches:
+            t.add_row("media switched", _esc(s.switches))
+        if not _isna(s.restart_of):
+            t.add_row("ICE restart of", f"session {s.restart_of}")
+        if s.role_conflicts:
+            t.add_row("role conflicts", f"{s.role_conflicts} (487)")
+        out.print(t)
+    _table("Candidates", a.candidates, ["agent", "address", "port", "transport", "type", "frame", "rule"], out)
+    pairs = a.pairs.copy()
+    pairs["mark"] = ["selected" if s else ("nominated" if n else "") for s, n in zip(pairs.selected, pairs.nominated,
+                                                                                    strict=True)]
+    pairs["rtt_ms"] = pairs["rtt_ms_median"].round(1)
+    _table("Candidate pairs", pairs, ["session", "pair", "agent", "description", "state", "mark", "checks",
+                                       "retransmissions", "successes", "errors", "rtt_ms", "first_check_frame",
+                                       "media_packets"], out,
+           mark=lambda d: "bold green" if d["selected"] else None)
+    if len(a.allocations):
+        _table("TURN allocations", a.allocations, ["allocation", "client", "client_port", "server", "server_port",
+                                                    "transport", "state", "relayed_address", "relayed_port",
+                                                    "mapped_address", "mapped_port", "first_frame", "errors",
+                                                    "channels"], out)
