@@ -81,14 +81,14 @@ def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataF
                 allocs.append(a)
                 current[key] = a
             a.legacy_ms |= bool(r.legacy_ms)
-            a.software = a.software or r.software
-            if r.realm:
+            a.software = a.software or (r.software if isinstance(r.software, str) else None)
+            if isinstance(r.realm, str):
                 a.realm = r.realm
-            if r.nonce:
+            if isinstance(r.nonce, str):
                 a.nonces.add(r.nonce)
-            if r.method == "CreatePermission" and r.peer_address:
+            if r.method == "CreatePermission" and isinstance(r.peer_address, str):
                 a.permissions.setdefault(r.peer_address, int(r.frame))
-            if r.method == "ChannelBind" and pd.notna(r.channel) and r.peer_address:
+            if r.method == "ChannelBind" and pd.notna(r.channel) and isinstance(r.peer_address, str):
                 a.channels.setdefault(int(r.channel), ((r.peer_address, int(r.peer_port)), int(r.frame), False))
             requests[(r.file, r.transaction_id)] = (a, r)
             continue
@@ -97,9 +97,9 @@ def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataF
             continue
         a, req = got
         a.answered_from.add(f"{r.src}:{r.sport}")
-        if r.realm:
+        if isinstance(r.realm, str):
             a.realm = r.realm
-        if r.nonce:
+        if isinstance(r.nonce, str):
             a.nonces.add(r.nonce)
         if r.cls == "error":
             code = int(r.error_code) if pd.notna(r.error_code) else 0
@@ -110,9 +110,9 @@ def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataF
             continue
         if r.method == "Allocate":
             a.allocated_frame, a.allocated_ts = int(r.frame), int(r.ts_ns)
-            if r.relayed_address:
+            if isinstance(r.relayed_address, str):
                 a.relayed = (r.relayed_address, int(r.relayed_port))
-            if r.mapped_address:
+            if isinstance(r.mapped_address, str):
                 a.mapped = (r.mapped_address, int(r.mapped_port))
             a.lifetime = int(r.lifetime) if pd.notna(r.lifetime) else a.lifetime
             a.last_error = None

@@ -47,12 +47,12 @@ class CandidateBook:
     def learn_servers(self, stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         """Relayed and server-reflexive addresses from TURN allocations and STUN server queries."""
         for a in allocations.itertuples(index=False):
-            if a.relayed_address:
+            if isinstance(a.relayed_address, str):
                 self.turn_ips.add(a.relayed_address)
-            if a.relayed_address and pd.notna(a.relayed_port):
+            if isinstance(a.relayed_address, str) and pd.notna(a.relayed_port):
                 self.relayed.setdefault((a.relayed_address, int(a.relayed_port)),
                                         (a.file, int(a.allocated_frame), (a.client, int(a.client_port))))
-            if a.mapped_address and pd.notna(a.mapped_port):
+            if isinstance(a.mapped_address, str) and pd.notna(a.mapped_port):
                 self.mapped.setdefault((a.mapped_address, int(a.mapped_port)),
                                        (a.file, int(a.allocated_frame), (a.client, int(a.client_port))))
         queries = stun[(stun.method == "Binding") & (stun.cls == "request") & stun.username.isna() & ~stun.relayed]

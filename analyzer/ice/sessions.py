@@ -48,7 +48,7 @@ class _Pair:
     remote_type: str = ""
     relay_side: str | None = None  # 'local' when the check left through the agent's TURN allocation
     media_packets: int = 0
-    dtls_packets: int = 0
+    dtls_records: int = 0
     media_first_ts: int | None = None
     media_last_ts: int | None = None
     selected: bool = False
@@ -116,8 +116,12 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
         seen_tid.add(tid)
         p.checks += 1
         p.use_candidate |= bool(r.use_candidate)
-        for resp in first_resp.get(tid, [])[:1]:
+        answered = False
+        for resp in first_resp.get(tid, []):
+            if resp.cls == "success" and answered:
+                continue
             if resp.cls == "success":
+                answered = True
                 p.successes += 1
                 p.rtts.append((int(resp.ts_ns) - int(r.ts_ns)) / 1e6)
                 if p.first_success_frame is None:
@@ -126,7 +130,7 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                     s.connected_frame, s.connected_ts = int(resp.frame), int(resp.ts_ns)
                 if r.use_candidate:
                     p.nominated = True
-                if resp.mapped_address and pd.notna(resp.mapped_port):  # how the peer sees this agent
+                if isinstance(resp.mapped_address, str) and pd.notna(resp.mapped_port):  # how the peer sees this agent
                     ep = (resp.mapped_address, int(resp.mapped_port))
                     if not book.known(r.ufrag_from, *ep, r.transport):
                         typed = book.classify(*ep)
@@ -174,8 +178,8 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath], d
                 p.media_packets += m.packets
                 p.media_first_ts = m.first_ts_ns if p.media_first_ts is None else min(p.media_first_ts, m.first_ts_ns)
                 p.media_last_ts = m.last_ts_ns if p.media_last_ts is None else max(p.media_last_ts, m.last_ts_ns)
-            p.dtls_packets += sum(m.packets for m in dtls_by_ends.get(p.ends, []))
-            if p.media_first_ts is None and p.dtls_packets:
+            p.dtls_records += sum(m.packets for m in dtls_by_ends.get(p.ends, []))
+            if p.media_first_ts is None and p.dtls_records:
                 firsts = [m.first_ts_ns for m in dtls_by_ends[p.ends]]
                 p.media_first_ts = min(firsts)
 
@@ -185,7 +189,7 @@ def _select(s: _Session) -> tuple[list[_Pair], list[str]]:
     used: dict[frozenset, _Pair] = {}
     # describe each used path from the view of the agent that nominated it, else the one whose relay it is
     for p in sorted(s.pairs, key=lambda p: (not p.nominated, p.relay_side != "local", p.pair)):
-        if (p.media_packets >= MIN_MEDIA or p.dtls_packets) and p.ends not in used:
+        if (p.media_packets >= MIN_MEDIA or p.dtls_records) and p.ends not in used:
             used[p.ends] = p
     order = sorted(used.values(), key=lambda p: p.media_first_ts)
     switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in itertools.pairwise(order)]
@@ -239,7 +243,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
                 "first_check_frame": p.first_check_frame, "first_check_ts": _ts(p.first_check_ts),
                 "first_success_frame": p.first_success_frame,
                 "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
-                "media_packets": p.media_packets, "dtls_packets": p.dtls_packets, "description": _desc(p),
+                "media_packets": p.media_packets, "dtls_records": p.dtls_records, "description": _desc(p),
             })
     sdf = pd.DataFrame(srows, columns=_SESSION_COLUMNS)
     pdf = pd.DataFrame(prows, columns=_PAIR_COLUMNS)
@@ -256,7 +260,7 @@ _PAIR_COLUMNS = ["session", "pair", "agent", "local_address", "local_port", "loc
                  "remote_port", "remote_type", "transport", "relayed", "wire", "state", "nominated", "use_candidate",
                  "selected", "checks", "retransmissions", "successes", "errors", "rtt_ms_min", "rtt_ms_median",
                  "first_check_frame", "first_check_ts", "first_success_frame", "first_success_ts", "media_packets",
-                 "dtls_packets", "description"]
+                 "dtls_records", "description"]
 
 
 def _recent(pairs: list[_Pair], end_ts: int) -> bool:

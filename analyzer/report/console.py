@@ -73,9 +73,10 @@ def records(df) -> list[dict]:
 def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
     t = Table(title=title, title_justify="left", show_lines=False)
     for c in columns:
-        t.add_column(c, no_wrap=c in ("description", "path", "address", "agent"))
-    for row in df.itertuples(index=False):
-        d = row._asdict()
+        t.add_column(c, min_width=48 if c in ("description", "path", "rule", "channels") else None,
+                     max_width=18 if c == "agent" else None, overflow="fold")
+    for values in df.to_dict(orient="records"):
+        d = values
         cells = ["" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _esc(str(d[c]))
                  for c in columns]
         style = mark(d) if mark else None
@@ -94,7 +95,7 @@ def _isna(v) -> bool:
 
 def print_ice(a, out: Console | None = None) -> None:
     """Sessions, candidates, pairs (selected in bold green, nominated marked) and TURN allocations."""
-    out = out or Console(width=None if Console().is_terminal else 160)
+    out = out or Console(width=None if Console().is_terminal else 180)
     if len(a.sessions) == 0 and len(a.allocations) == 0:
         out.print("No ICE connectivity checks or TURN allocations in this capture.")
         return
@@ -123,10 +124,15 @@ def print_ice(a, out: Console | None = None) -> None:
     pairs = a.pairs.copy()
     pairs["mark"] = ["selected" if s else ("nominated" if n else "") for s, n in zip(pairs.selected, pairs.nominated,
                                                                                     strict=True)]
-    pairs["rtt_ms"] = pairs["rtt_ms_median"].round(1)
-    _table("Candidate pairs", pairs, ["session", "pair", "agent", "description", "state", "mark", "checks",
-                                       "retransmissions", "successes", "errors", "rtt_ms", "first_check_frame",
-                                       "media_packets"], out,
+    pairs["rtt ms"] = pairs["rtt_ms_median"].round(1)
+    pairs["id"] = [f"{s}.{p}" for s, p in zip(pairs.session, pairs.pair, strict=True)]
+    pairs["checks/retx/ok"] = [f"{c}/{r}/{k}" for c, r, k in zip(pairs.checks, pairs.retransmissions, pairs.successes,
+                                                                  strict=True)]
+    pairs["frame"] = pairs["first_check_frame"]
+    pairs["media"] = pairs["media_packets"]
+    _table("Candidate pairs (session.pair; selected in green)", pairs, ["id", "agent", "description", "state", "mark",
+                                                                         "checks/retx/ok", "errors", "rtt ms", "frame",
+                                                                         "media"], out,
            mark=lambda d: "bold green" if d["selected"] else None)
     if len(a.allocations):
         _table("TURN allocations", a.allocations, ["allocation", "client", "client_port", "server", "server_port",
