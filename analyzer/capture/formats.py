@@ -1,13 +1,15 @@
 """Reading pcap and pcapng files into per-chunk record tables.
 
-The file is read through a sliding window (decompressed on the way when gzip-compressed) with
-readinto into one reused numpy buffer: unlike a memory map, whose touched pages stay in the resident set,
-memory stays at the window size whatever the file size. The window is cut into chunks; each chunk's
-records are found with the lockstep chain walk and described by numpy arrays. Nothing here looks inside a packet: that is decode.py's work.
+An uncompressed file is memory-mapped, and the pages of each chunk are dropped from the resident set
+once the chunk is done (madvise DONTNEED), so memory stays at about the chunk size whatever the file
+size. Small and gzip-compressed files are read through a sliding window instead. Each chunk's records
+are found with the lockstep chain walk and described by numpy arrays. Nothing here looks inside a
+packet: that is decode.py's work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import mmap
 import os
@@ -211,10 +213,8 @@ class _Source:
     def close(self) -> None:
         self.arr = np.zeros(0, dtype=np.uint8)
         if self._mm is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a batch still holds a view: it goes with the last one
                 self._mm.close()
-            except BufferError:  # a batch still holds a view: the map goes when the last view does
-                pass
         self._f.close()
 
 

@@ -39,23 +39,98 @@ class Where(NamedTuple):
     channel: int | None = None
 
     def inner(self, src: Endpoint, dst: Endpoint, channel: int | None) -> Where:
-        return Where(self.file, self.frame, self.ts_ns, src[0], src[1], dst[0], dst[1], "udp", True,
-                     (self.src, self.sport, self.dst, self.dport), channel)
+        return Where(
+            self.file,
+            self.frame,
+            self.ts_ns,
+            src[0],
+            src[1],
+            dst[0],
+            dst[1],
+            "udp",
+            True,
+            (self.src, self.sport, self.dst, self.dport),
+            channel,
+        )
 
 
 STUN_COLUMNS = (
-    "file", "frame", "ts_ns", "src", "sport", "dst", "dport", "transport", "relayed", "method", "cls",
-    "transaction_id", "msg_type", "legacy_ms", "username", "ufrag_to", "ufrag_from", "priority",
-    "use_candidate", "ice_role", "tie_breaker", "mapped_address", "mapped_port", "relayed_address",
-    "relayed_port", "peer_address", "peer_port", "error_code", "error_reason", "lifetime", "channel",
-    "requested_transport", "software", "ms_version", "stream_type", "candidate_id", "network_id",
-    "network_cost", "fingerprint_ok", "integrity", "attributes", "malformed", "outer_src", "outer_sport",
-    "outer_dst", "outer_dport", "outer_channel", "realm", "nonce", "size",
+    "file",
+    "frame",
+    "ts_ns",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "transport",
+    "relayed",
+    "method",
+    "cls",
+    "transaction_id",
+    "msg_type",
+    "legacy_ms",
+    "username",
+    "ufrag_to",
+    "ufrag_from",
+    "priority",
+    "use_candidate",
+    "ice_role",
+    "tie_breaker",
+    "mapped_address",
+    "mapped_port",
+    "relayed_address",
+    "relayed_port",
+    "peer_address",
+    "peer_port",
+    "error_code",
+    "error_reason",
+    "lifetime",
+    "channel",
+    "requested_transport",
+    "software",
+    "ms_version",
+    "stream_type",
+    "candidate_id",
+    "network_id",
+    "network_cost",
+    "fingerprint_ok",
+    "integrity",
+    "attributes",
+    "malformed",
+    "outer_src",
+    "outer_sport",
+    "outer_dst",
+    "outer_dport",
+    "outer_channel",
+    "realm",
+    "nonce",
+    "size",
 )
 DTLS_COLUMNS = (
-    "file", "frame", "ts_ns", "src", "sport", "dst", "dport", "relayed", "content_type", "handshake_type",
-    "version", "epoch", "sequence", "length", "encrypted", "alert", "info", "retransmission", "session",
-    "outer_src", "outer_sport", "outer_dst", "outer_dport", "outer_channel",
+    "file",
+    "frame",
+    "ts_ns",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "relayed",
+    "content_type",
+    "handshake_type",
+    "version",
+    "epoch",
+    "sequence",
+    "length",
+    "encrypted",
+    "alert",
+    "info",
+    "retransmission",
+    "session",
+    "outer_src",
+    "outer_sport",
+    "outer_dst",
+    "outer_dport",
+    "outer_channel",
 )
 
 
@@ -113,8 +188,22 @@ class ControlDissector:
             if w.relayed or w.transport == "tcp":
                 wire = w.outer or (w.src, w.sport, w.dst, w.dport)
                 channel = w.channel if w.channel is not None else (-1 if w.relayed else 0)
-                self.media_pending.append((w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, wire,
-                                           6 if w.transport == "tcp" else 17, len(data), channel, data, w.relayed))
+                self.media_pending.append(
+                    (
+                        w.frame,
+                        w.ts_ns,
+                        w.src,
+                        w.sport,
+                        w.dst,
+                        w.dport,
+                        wire,
+                        6 if w.transport == "tcp" else 17,
+                        len(data),
+                        channel,
+                        data,
+                        w.relayed,
+                    )
+                )
             return "rtp"
         return "rejected"
 
@@ -177,11 +266,31 @@ class ControlDissector:
                     self.messages[f"DTLS {_camel(h)}"] += 1
             else:
                 self.messages[f"DTLS {_camel(ev.content_type)}"] += 1
-            self.dtls_rows.append((
-                w.file, ev.frame, ev.ts_ns, ev.src, ev.sport, ev.dst, ev.dport, w.relayed, ev.content_type,
-                ev.handshake_type, ev.version, ev.epoch, ev.sequence, ev.length, ev.encrypted, ev.alert, ev.info,
-                ev.retransmission, ev.session, *outer, w.channel,
-            ))
+            self.dtls_rows.append(
+                (
+                    w.file,
+                    ev.frame,
+                    ev.ts_ns,
+                    ev.src,
+                    ev.sport,
+                    ev.dst,
+                    ev.dport,
+                    w.relayed,
+                    ev.content_type,
+                    ev.handshake_type,
+                    ev.version,
+                    ev.epoch,
+                    ev.sequence,
+                    ev.length,
+                    ev.encrypted,
+                    ev.alert,
+                    ev.info,
+                    ev.retransmission,
+                    ev.session,
+                    *outer,
+                    w.channel,
+                )
+            )
         return "dtls"
 
     # ------------------------------------------------------------------ TURN bindings
@@ -195,7 +304,9 @@ class ControlDissector:
             return False
         return w.relayed or self.channel_ok(w.src, w.sport, w.dst, w.dport, cd.channel)
 
-    def count_relayed(self, src: str, sport: int, dst: str, dport: int, channel: int, packets: int, nbytes: int) -> None:
+    def count_relayed(
+        self, src: str, sport: int, dst: str, dport: int, channel: int, packets: int, nbytes: int
+    ) -> None:
         acc = self.relay_traffic.setdefault((src, sport, dst, dport, channel), [0, 0])
         acc[0] += packets
         acc[1] += nbytes
@@ -265,14 +376,51 @@ class ControlDissector:
         mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
         err, sq, ni = v.get(0x0009), v.get(0x8055), v.get(0xC057)
         outer = w.outer or (None, None, None, None)
-        self.stun_rows.append((
-            w.file, w.frame, w.ts_ns, w.src, w.sport, w.dst, w.dport, w.transport, w.relayed, msg.method_name,
-            msg.cls, msg.transaction_id, msg.msg_type, msg.legacy_ms, user,
-            uf[0] if uf else None, uf[1] if uf else None, v.get(0x0024), 0x0025 in v or msg.use_candidate, role,
-            v.get(0x802A, v.get(0x8029)), *mapped, *relayed, *peer, err.code if err else None,
-            err.reason if err else None, v.get(0x000D), v.get(0x000C), v.get(0x0019), v.get(0x8022), v.get(0x8008),
-            sq[0] if sq else None, v.get(0x8054), ni[0] if ni else None, ni[1] if ni else None,
-            msg.fingerprint_ok, msg.has_integrity or msg.has_integrity_sha256,
-            ",".join(a.name for a in msg.attributes), msg.malformed, *outer, w.channel,
-            realm if realm is None else str(realm), nonce if nonce is None else str(nonce), msg.size,
-        ))
+        self.stun_rows.append(
+            (
+                w.file,
+                w.frame,
+                w.ts_ns,
+                w.src,
+                w.sport,
+                w.dst,
+                w.dport,
+                w.transport,
+                w.relayed,
+                msg.method_name,
+                msg.cls,
+                msg.transaction_id,
+                msg.msg_type,
+                msg.legacy_ms,
+                user,
+                uf[0] if uf else None,
+                uf[1] if uf else None,
+                v.get(0x0024),
+                0x0025 in v or msg.use_candidate,
+                role,
+                v.get(0x802A, v.get(0x8029)),
+                *mapped,
+                *relayed,
+                *peer,
+                err.code if err else None,
+                err.reason if err else None,
+                v.get(0x000D),
+                v.get(0x000C),
+                v.get(0x0019),
+                v.get(0x8022),
+                v.get(0x8008),
+                sq[0] if sq else None,
+                v.get(0x8054),
+                ni[0] if ni else None,
+                ni[1] if ni else None,
+                msg.fingerprint_ok,
+                msg.has_integrity or msg.has_integrity_sha256,
+                ",".join(a.name for a in msg.attributes),
+                msg.malformed,
+                *outer,
+                w.channel,
+                realm if realm is None else str(realm),
+                nonce if nonce is None else str(nonce),
+                msg.size,
+            )
+        )

@@ -61,9 +61,19 @@ class MediaBatch(NamedTuple):
 
 
 def build(
-    file: int, buf: np.ndarray, off: np.ndarray, length: np.ndarray, frame: np.ndarray, ts_ns: np.ndarray,
-    media: tuple[np.ndarray, ...], wire: tuple[np.ndarray, ...], transport: np.ndarray, wire_len: np.ndarray,
-    dscp: np.ndarray, relayed: np.ndarray, channel: np.ndarray,
+    file: int,
+    buf: np.ndarray,
+    off: np.ndarray,
+    length: np.ndarray,
+    frame: np.ndarray,
+    ts_ns: np.ndarray,
+    media: tuple[np.ndarray, ...],
+    wire: tuple[np.ndarray, ...],
+    transport: np.ndarray,
+    wire_len: np.ndarray,
+    dscp: np.ndarray,
+    relayed: np.ndarray,
+    channel: np.ndarray,
 ) -> MediaBatch | None:
     """Gather the RTP/RTCP header columns and keep the rows whose structure holds.
     media and wire: (src_hi, src_lo, dst_hi, dst_lo, sport, dport)."""
@@ -90,14 +100,32 @@ def build(
         sender[r] = (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
     rtp = ~r
     return MediaBatch(
-        file, buf, o, length[k], frame[k], ts_ns[k], *(a[k] for a in media[:4]),
-        media[4][k].astype(np.int32), media[5][k].astype(np.int32),
-        *(a[k] for a in wire[:4]), wire[4][k].astype(np.int32), wire[5][k].astype(np.int32),
-        transport[k].astype(np.uint8), wire_len[k], dscp[k].astype(np.uint8), relayed[k], channel[k].astype(np.int32),
-        r, np.where(r, b1[k], cols.pt[k]).astype(np.uint8), cols.marker[k] & rtp,
-        np.where(rtp, cols.seq[k], 0).astype(np.int64), np.where(rtp, cols.ts[k], 0).astype(np.int64),
-        np.where(rtp, cols.ssrc[k].astype(np.int64), sender), np.where(rtp, cols.payload_len[k], length[k]).astype(np.int64),
-        cols.extension[k] & rtp, np.where(rtp, cols.ext_profile[k], 0).astype(np.int64),
+        file,
+        buf,
+        o,
+        length[k],
+        frame[k],
+        ts_ns[k],
+        *(a[k] for a in media[:4]),
+        media[4][k].astype(np.int32),
+        media[5][k].astype(np.int32),
+        *(a[k] for a in wire[:4]),
+        wire[4][k].astype(np.int32),
+        wire[5][k].astype(np.int32),
+        transport[k].astype(np.uint8),
+        wire_len[k],
+        dscp[k].astype(np.uint8),
+        relayed[k],
+        channel[k].astype(np.int32),
+        r,
+        np.where(r, b1[k], cols.pt[k]).astype(np.uint8),
+        cols.marker[k] & rtp,
+        np.where(rtp, cols.seq[k], 0).astype(np.int64),
+        np.where(rtp, cols.ts[k], 0).astype(np.int64),
+        np.where(rtp, cols.ssrc[k].astype(np.int64), sender),
+        np.where(rtp, cols.payload_len[k], length[k]).astype(np.int64),
+        cols.extension[k] & rtp,
+        np.where(rtp, cols.ext_profile[k], 0).astype(np.int64),
     )
 
 
@@ -122,9 +150,17 @@ def from_packets(file: int, rows: list[tuple]) -> MediaBatch | None:
     wdh, wdl = halves([r[6][2] for r in rows])
     i64 = lambda vals: np.array(vals, dtype=np.int64)  # noqa: E731
     return build(
-        file, buf, off, lens, i64([r[0] for r in rows]), i64([r[1] for r in rows]),
+        file,
+        buf,
+        off,
+        lens,
+        i64([r[0] for r in rows]),
+        i64([r[1] for r in rows]),
         (sh, sl, dh, dl, i64([r[3] for r in rows]), i64([r[5] for r in rows])),
         (wsh, wsl, wdh, wdl, i64([r[6][1] for r in rows]), i64([r[6][3] for r in rows])),
-        i64([r[7] for r in rows]), i64([r[8] for r in rows]), np.zeros(len(rows), dtype=np.uint8),
-        np.array([r[11] for r in rows], dtype=bool), i64([r[9] for r in rows]),
+        i64([r[7] for r in rows]),
+        i64([r[8] for r in rows]),
+        np.zeros(len(rows), dtype=np.uint8),
+        np.array([r[11] for r in rows], dtype=bool),
+        i64([r[9] for r in rows]),
     )

@@ -24,8 +24,9 @@ from .media_rows import MediaBatch
 from .rtp import RtpConfirmer, rtp_columns
 from .turn import TcpDeframer, parse_channeldata
 
-C_STUN, C_ZRTP, C_DTLS, C_CHAN, C_RTP, C_RTCP, C_OTHER = (CLASS_NAMES.index(n) for n in (
-    "stun", "zrtp", "dtls", "turn-channel", "rtp", "rtcp", "other"))
+C_STUN, C_ZRTP, C_DTLS, C_CHAN, C_RTP, C_RTCP, C_OTHER = (
+    CLASS_NAMES.index(n) for n in ("stun", "zrtp", "dtls", "turn-channel", "rtp", "rtcp", "other")
+)
 RESULT_CLASS = {"stun": "stun", "dtls": "dtls", "channeldata": "turn-channel", "ms-multiplexed": "ms-multiplexed"}
 
 
@@ -142,8 +143,19 @@ class DissectStage:
         media = (m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4].astype(np.int64), m[:, 5].astype(np.int64))
         wire = (b.src_hi[rows], b.src_lo[rows], b.dst_hi[rows], b.dst_lo[rows], b.sport[rows], b.dport[rows])
         return media_rows.build(
-            self.file, b.buf, b.payload_off[rows] + 4, ln, b.frame[rows], b.ts_ns[rows], media, wire,
-            b.proto[rows], b.payload_len[rows], b.dscp[rows], np.ones(rows.size, dtype=bool), ch,
+            self.file,
+            b.buf,
+            b.payload_off[rows] + 4,
+            ln,
+            b.frame[rows],
+            b.ts_ns[rows],
+            media,
+            wire,
+            b.proto[rows],
+            b.payload_len[rows],
+            b.dscp[rows],
+            np.ones(rows.size, dtype=bool),
+            ch,
         )
 
     def _direct_media(self, b: PacketBatch, udp: np.ndarray) -> MediaBatch | None:
@@ -159,7 +171,8 @@ class DissectStage:
             o, n = b.payload_off[ci], b.payload_len[ci]
             first = b.buf[o]
             words = (b.buf[np.minimum(o + 2, len(b.buf) - 1)].astype(np.int64) << 8) | b.buf[
-                np.minimum(o + 3, len(b.buf) - 1)]
+                np.minimum(o + 3, len(b.buf) - 1)
+            ]
             ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
             self._rtcp_ok += int(np.count_nonzero(ok))
             self.rejected["rtcp"] += int(np.count_nonzero(~ok))
@@ -168,8 +181,18 @@ class DissectStage:
             return None
         addrs = (b.src_hi[idx], b.src_lo[idx], b.dst_hi[idx], b.dst_lo[idx], b.sport[idx], b.dport[idx])
         return media_rows.build(
-            self.file, b.buf, b.payload_off[idx], b.payload_len[idx], b.frame[idx], b.ts_ns[idx], addrs, addrs,
-            b.proto[idx], b.payload_len[idx], b.dscp[idx], np.zeros(idx.size, dtype=bool),
+            self.file,
+            b.buf,
+            b.payload_off[idx],
+            b.payload_len[idx],
+            b.frame[idx],
+            b.ts_ns[idx],
+            addrs,
+            addrs,
+            b.proto[idx],
+            b.payload_len[idx],
+            b.dscp[idx],
+            np.zeros(idx.size, dtype=bool),
             np.zeros(idx.size, dtype=np.int32),
         )
 
@@ -191,7 +214,8 @@ class DissectStage:
             sport, dport = int(b.sport[i]), int(b.dport[i])
             if fk not in self.tcp_watch:
                 maybe = b.cls[i] in (C_STUN, C_CHAN) or (
-                    (sport in TURN_PORTS or dport in TURN_PORTS) and data[:2] == b"\x16\x03")
+                    (sport in TURN_PORTS or dport in TURN_PORTS) and data[:2] == b"\x16\x03"
+                )
                 if not maybe:
                     self.tcp_ignore.add(fk)
                     changed = True

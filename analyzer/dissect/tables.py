@@ -7,9 +7,27 @@ import pandas as pd
 from .control import DTLS_COLUMNS, STUN_COLUMNS, ControlDissector
 
 _CATEGORIES = ("transport", "method", "cls", "content_type", "handshake_type", "version", "src", "dst")
-_NULLABLE_INT = ("sport", "dport", "priority", "tie_breaker", "mapped_port", "relayed_port", "peer_port",
-                 "error_code", "lifetime", "channel", "requested_transport", "ms_version", "stream_type",
-                 "network_id", "network_cost", "outer_sport", "outer_dport", "outer_channel", "session")
+_NULLABLE_INT = (
+    "sport",
+    "dport",
+    "priority",
+    "tie_breaker",
+    "mapped_port",
+    "relayed_port",
+    "peer_port",
+    "error_code",
+    "lifetime",
+    "channel",
+    "requested_transport",
+    "ms_version",
+    "stream_type",
+    "network_id",
+    "network_cost",
+    "outer_sport",
+    "outer_dport",
+    "outer_channel",
+    "session",
+)
 
 
 def frame_table(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -40,15 +58,36 @@ def transactions_table(ctrls: list[ControlDissector]) -> pd.DataFrame:
     rows = []
     for file, c in enumerate(ctrls):
         for t in c.transactions.results():
-            rows.append({
-                "file": file, "transaction_id": t.transaction_id, "method": t.method_name,
-                "request_frame": t.request_frame, "response_frame": t.response_frame,
-                "response_cls": t.response_cls, "error_code": t.error.code if t.error else None,
-                "error_reason": t.error.reason if t.error else None, "rtt_ms": t.rtt_ms,
-                "retransmissions": t.retransmissions, "state": t.state, "asymmetric": t.asymmetric,
-            })
-    cols = ["file", "transaction_id", "method", "request_frame", "response_frame", "response_cls", "error_code",
-            "error_reason", "rtt_ms", "retransmissions", "state", "asymmetric"]
+            rows.append(
+                {
+                    "file": file,
+                    "transaction_id": t.transaction_id,
+                    "method": t.method_name,
+                    "request_frame": t.request_frame,
+                    "response_frame": t.response_frame,
+                    "response_cls": t.response_cls,
+                    "error_code": t.error.code if t.error else None,
+                    "error_reason": t.error.reason if t.error else None,
+                    "rtt_ms": t.rtt_ms,
+                    "retransmissions": t.retransmissions,
+                    "state": t.state,
+                    "asymmetric": t.asymmetric,
+                }
+            )
+    cols = [
+        "file",
+        "transaction_id",
+        "method",
+        "request_frame",
+        "response_frame",
+        "response_cls",
+        "error_code",
+        "error_reason",
+        "rtt_ms",
+        "retransmissions",
+        "state",
+        "asymmetric",
+    ]
     df = pd.DataFrame(rows, columns=cols)
     for c in ("response_frame", "error_code"):
         df[c] = df[c].astype("Int64")
@@ -59,15 +98,30 @@ def dtls_sessions_table(ctrls: list[ControlDissector]) -> pd.DataFrame:
     rows = []
     for file, c in enumerate(ctrls):
         for i, s in enumerate(c.dtls.summary()):
-            rows.append({
-                "file": file, "session": i, "client": s.client[0], "client_port": s.client[1],
-                "server": s.server[0], "server_port": s.server[1], "first_frame": s.first_frame,
-                "client_hello_frame": s.client_hello_frame, "server_hello_frame": s.server_hello_frame,
-                "start_ts": pd.Timestamp(s.start_ts_ns, unit="ns", tz="UTC"),
-                "completed_ts": pd.Timestamp(s.completed_ts_ns, unit="ns", tz="UTC") if s.completed_ts_ns else pd.NaT,
-                "completed": s.completed, "version": s.version, "cipher_suite": s.cipher_suite,
-                "srtp_profile": s.srtp_profile, "client_fingerprint": s.client_fingerprint,
-                "server_fingerprint": s.server_fingerprint, "alerts": ",".join(s.alerts),
-                "retransmitted_flights": s.retransmitted_flights, "hello_verify": s.hello_verify,
-            })
+            rows.append(
+                {
+                    "file": file,
+                    "session": i,
+                    "client": s.client[0],
+                    "client_port": s.client[1],
+                    "server": s.server[0],
+                    "server_port": s.server[1],
+                    "first_frame": s.first_frame,
+                    "client_hello_frame": s.client_hello_frame,
+                    "server_hello_frame": s.server_hello_frame,
+                    "start_ts": pd.Timestamp(s.start_ts_ns, unit="ns", tz="UTC"),
+                    "completed_ts": pd.Timestamp(s.completed_ts_ns, unit="ns", tz="UTC")
+                    if s.completed_ts_ns
+                    else pd.NaT,
+                    "completed": s.completed,
+                    "version": s.version,
+                    "cipher_suite": s.cipher_suite,
+                    "srtp_profile": s.srtp_profile,
+                    "client_fingerprint": s.client_fingerprint,
+                    "server_fingerprint": s.server_fingerprint,
+                    "alerts": ",".join(s.alerts),
+                    "retransmitted_flights": s.retransmitted_flights,
+                    "hello_verify": s.hello_verify,
+                }
+            )
     return pd.DataFrame(rows)

@@ -16,11 +16,39 @@ import pandas as pd
 Endpoint = tuple[str, int]
 
 COLUMNS = [
-    "file", "allocation", "client", "client_port", "server", "server_port", "transport", "relayed_address",
-    "relayed_port", "mapped_address", "mapped_port", "state", "first_frame", "first_ts", "allocated_frame",
-    "allocated_ts", "challenged", "realm", "nonce_changes", "errors", "lifetime", "refreshes",
-    "deallocated_frame", "permissions", "channels", "packets_to_relay", "bytes_to_relay", "packets_from_relay",
-    "bytes_from_relay", "channel_traffic", "legacy_ms", "software", "answered_from",
+    "file",
+    "allocation",
+    "client",
+    "client_port",
+    "server",
+    "server_port",
+    "transport",
+    "relayed_address",
+    "relayed_port",
+    "mapped_address",
+    "mapped_port",
+    "state",
+    "first_frame",
+    "first_ts",
+    "allocated_frame",
+    "allocated_ts",
+    "challenged",
+    "realm",
+    "nonce_changes",
+    "errors",
+    "lifetime",
+    "refreshes",
+    "deallocated_frame",
+    "permissions",
+    "channels",
+    "packets_to_relay",
+    "bytes_to_relay",
+    "packets_from_relay",
+    "bytes_from_relay",
+    "channel_traffic",
+    "legacy_ms",
+    "software",
+    "answered_from",
 ]
 
 
@@ -67,8 +95,10 @@ def _ep(row, prefix: str = "") -> Endpoint:
 
 def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataFrame:
     """stun: the stun table; relay_traffic: per file, {(src, sport, dst, dport, channel): [packets, bytes]}."""
-    turn = stun[(~stun.relayed) & stun.method.isin(
-        ["Allocate", "Refresh", "CreatePermission", "ChannelBind", "SetActiveDestination"])]
+    turn = stun[
+        (~stun.relayed)
+        & stun.method.isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "SetActiveDestination"])
+    ]
     allocs: list[_Alloc] = []
     current: dict[tuple, _Alloc] = {}
     requests: dict[tuple[int, str], tuple[_Alloc, object]] = {}
@@ -145,27 +175,56 @@ def _frame(allocs: list[_Alloc], relay_traffic: list[dict]) -> pd.DataFrame:
                 down[0] += n
                 down[1] += b
                 per_channel.append(f"{_ch(ch)} in {n} pkts {b} B")
-        rows.append({
-            "file": a.file, "allocation": i, "client": a.client[0], "client_port": a.client[1],
-            "server": a.server[0], "server_port": a.server[1], "transport": a.transport,
-            "relayed_address": a.relayed[0] if a.relayed else None, "relayed_port": a.relayed[1] if a.relayed else None,
-            "mapped_address": a.mapped[0] if a.mapped else None, "mapped_port": a.mapped[1] if a.mapped else None,
-            "state": a.state, "first_frame": a.first_frame, "first_ts": pd.Timestamp(a.first_ts, unit="ns", tz="UTC"),
-            "allocated_frame": a.allocated_frame,
-            "allocated_ts": pd.Timestamp(a.allocated_ts, unit="ns", tz="UTC") if a.allocated_ts else pd.NaT,
-            "challenged": a.challenged, "realm": a.realm, "nonce_changes": max(len(a.nonces) - 1, 0),
-            "errors": "; ".join(a.errors), "lifetime": a.lifetime, "refreshes": a.refreshes,
-            "deallocated_frame": a.deallocated_frame,
-            "permissions": ", ".join(f"{p} (frame {f})" for p, f in a.permissions.items()),
-            "channels": ", ".join(f"0x{c:04X} -> {p[0]}:{p[1]} (frame {f}{'' if ok else ', unconfirmed'})"
-                                  for c, (p, f, ok) in sorted(a.channels.items())),
-            "packets_to_relay": up[0], "bytes_to_relay": up[1], "packets_from_relay": down[0],
-            "bytes_from_relay": down[1], "channel_traffic": "; ".join(sorted(per_channel)), "legacy_ms": a.legacy_ms,
-            "software": a.software, "answered_from": ", ".join(sorted(a.answered_from)),
-        })
+        rows.append(
+            {
+                "file": a.file,
+                "allocation": i,
+                "client": a.client[0],
+                "client_port": a.client[1],
+                "server": a.server[0],
+                "server_port": a.server[1],
+                "transport": a.transport,
+                "relayed_address": a.relayed[0] if a.relayed else None,
+                "relayed_port": a.relayed[1] if a.relayed else None,
+                "mapped_address": a.mapped[0] if a.mapped else None,
+                "mapped_port": a.mapped[1] if a.mapped else None,
+                "state": a.state,
+                "first_frame": a.first_frame,
+                "first_ts": pd.Timestamp(a.first_ts, unit="ns", tz="UTC"),
+                "allocated_frame": a.allocated_frame,
+                "allocated_ts": pd.Timestamp(a.allocated_ts, unit="ns", tz="UTC") if a.allocated_ts else pd.NaT,
+                "challenged": a.challenged,
+                "realm": a.realm,
+                "nonce_changes": max(len(a.nonces) - 1, 0),
+                "errors": "; ".join(a.errors),
+                "lifetime": a.lifetime,
+                "refreshes": a.refreshes,
+                "deallocated_frame": a.deallocated_frame,
+                "permissions": ", ".join(f"{p} (frame {f})" for p, f in a.permissions.items()),
+                "channels": ", ".join(
+                    f"0x{c:04X} -> {p[0]}:{p[1]} (frame {f}{'' if ok else ', unconfirmed'})"
+                    for c, (p, f, ok) in sorted(a.channels.items())
+                ),
+                "packets_to_relay": up[0],
+                "bytes_to_relay": up[1],
+                "packets_from_relay": down[0],
+                "bytes_from_relay": down[1],
+                "channel_traffic": "; ".join(sorted(per_channel)),
+                "legacy_ms": a.legacy_ms,
+                "software": a.software,
+                "answered_from": ", ".join(sorted(a.answered_from)),
+            }
+        )
     df = pd.DataFrame(rows, columns=COLUMNS)
-    for c in ("client_port", "server_port", "relayed_port", "mapped_port", "allocated_frame", "lifetime",
-              "deallocated_frame"):
+    for c in (
+        "client_port",
+        "server_port",
+        "relayed_port",
+        "mapped_port",
+        "allocated_frame",
+        "lifetime",
+        "deallocated_frame",
+    ):
         df[c] = df[c].astype("Int64")
     return df
 

@@ -50,17 +50,23 @@ class CandidateBook:
             if isinstance(a.relayed_address, str):
                 self.turn_ips.add(a.relayed_address)
             if isinstance(a.relayed_address, str) and pd.notna(a.relayed_port):
-                self.relayed.setdefault((a.relayed_address, int(a.relayed_port)),
-                                        (a.file, int(a.allocated_frame), (a.client, int(a.client_port))))
+                self.relayed.setdefault(
+                    (a.relayed_address, int(a.relayed_port)),
+                    (a.file, int(a.allocated_frame), (a.client, int(a.client_port))),
+                )
             if isinstance(a.mapped_address, str) and pd.notna(a.mapped_port):
-                self.mapped.setdefault((a.mapped_address, int(a.mapped_port)),
-                                       (a.file, int(a.allocated_frame), (a.client, int(a.client_port))))
+                self.mapped.setdefault(
+                    (a.mapped_address, int(a.mapped_port)),
+                    (a.file, int(a.allocated_frame), (a.client, int(a.client_port))),
+                )
         queries = stun[(stun.method == "Binding") & (stun.cls == "request") & stun.username.isna() & ~stun.relayed]
         ids = set(zip(queries.file, queries.transaction_id, strict=True))
         answers = stun[(stun.method == "Binding") & (stun.cls == "success") & stun.mapped_address.notna()]
         for r in answers.itertuples(index=False):
             if (r.file, r.transaction_id) in ids and not r.relayed:
-                self.mapped.setdefault((r.mapped_address, int(r.mapped_port)), (r.file, int(r.frame), (r.dst, int(r.dport))))
+                self.mapped.setdefault(
+                    (r.mapped_address, int(r.mapped_port)), (r.file, int(r.frame), (r.dst, int(r.dport)))
+                )
 
     def classify(self, address: str, port: int, relayed_check: bool = False) -> tuple[str, str]:
         """(type, rule) for an address with no more context than the capture gives."""
@@ -84,8 +90,17 @@ class CandidateBook:
             return "host", f"{z.rule}: media processors answer with host candidates"
         return "unknown", "public address; this capture does not say whether host or reflexive"
 
-    def add(self, agent: str | None, address: str, port: int, transport: str, frame: int, file: int,
-            relayed_check: bool = False, typed: tuple[str, str] | None = None) -> Candidate:
+    def add(
+        self,
+        agent: str | None,
+        address: str,
+        port: int,
+        transport: str,
+        frame: int,
+        file: int,
+        relayed_check: bool = False,
+        typed: tuple[str, str] | None = None,
+    ) -> Candidate:
         t, rule = typed or self.classify(address, port, relayed_check)
         key = (agent, address, port, transport)
         old = self.found.get(key)

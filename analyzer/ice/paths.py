@@ -41,8 +41,22 @@ class PathCounter:
     def add(self, mb: MediaBatch) -> None:
         if len(mb) == 0:
             return
-        cols = (mb.src_hi, mb.src_lo, mb.sport, mb.dst_hi, mb.dst_lo, mb.dport, mb.wire_src_hi, mb.wire_src_lo,
-                mb.wire_sport, mb.wire_dst_hi, mb.wire_dst_lo, mb.wire_dport, mb.relayed, mb.channel)
+        cols = (
+            mb.src_hi,
+            mb.src_lo,
+            mb.sport,
+            mb.dst_hi,
+            mb.dst_lo,
+            mb.dport,
+            mb.wire_src_hi,
+            mb.wire_src_lo,
+            mb.wire_sport,
+            mb.wire_dst_hi,
+            mb.wire_dst_lo,
+            mb.wire_dport,
+            mb.relayed,
+            mb.channel,
+        )
         key = np.stack([np.asarray(c).astype(np.uint64) for c in cols], axis=1)
         uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
         inv = inv.ravel()
@@ -54,8 +68,14 @@ class PathCounter:
             f, lst = int(first[g]), int(last[g])
             acc = self._acc.get(k)
             if acc is None:
-                self._acc[k] = [int(n[g]), int(nbytes[g]), int(mb.frame[f]), int(mb.ts_ns[f]),
-                                int(mb.frame[lst]), int(mb.ts_ns[lst])]
+                self._acc[k] = [
+                    int(n[g]),
+                    int(nbytes[g]),
+                    int(mb.frame[f]),
+                    int(mb.ts_ns[f]),
+                    int(mb.frame[lst]),
+                    int(mb.ts_ns[lst]),
+                ]
             else:
                 acc[0] += int(n[g])
                 acc[1] += int(nbytes[g])
@@ -66,6 +86,24 @@ class PathCounter:
         for k, (n, b, ff, ft, lf, lt) in self._acc.items():
             sh, sl, sp, dh, dl, dp, wsh, wsl, wsp, wdh, wdl, wdp, rel, ch = k
             ch = ch - (1 << 64) if ch >= 1 << 63 else ch
-            out.append(MediaPath(addr_str(sh, sl), int(sp), addr_str(dh, dl), int(dp), addr_str(wsh, wsl), int(wsp),
-                                 addr_str(wdh, wdl), int(wdp), bool(rel), int(ch), n, b, ff, ft, lf, lt))
+            out.append(
+                MediaPath(
+                    addr_str(sh, sl),
+                    int(sp),
+                    addr_str(dh, dl),
+                    int(dp),
+                    addr_str(wsh, wsl),
+                    int(wsp),
+                    addr_str(wdh, wdl),
+                    int(wdp),
+                    bool(rel),
+                    int(ch),
+                    n,
+                    b,
+                    ff,
+                    ft,
+                    lf,
+                    lt,
+                )
+            )
         return sorted(out, key=lambda p: p.first_ts_ns)

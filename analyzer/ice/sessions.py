@@ -75,7 +75,9 @@ class _Session:
 
 def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls: list[MediaPath], end_ts: int):
     """(sessions, pairs) DataFrames; candidates are added to `book` as they are met."""
-    checks = stun[(stun.method == "Binding") & stun.ufrag_to.notna() & stun.ufrag_from.notna() & (stun.cls == "request")]
+    checks = stun[
+        (stun.method == "Binding") & stun.ufrag_to.notna() & stun.ufrag_from.notna() & (stun.cls == "request")
+    ]
     responses = stun[(stun.method == "Binding") & stun.cls.isin(["success", "error"])]
     first_resp: dict[tuple, list] = {}
     for r in responses.sort_values(["ts_ns", "frame"], kind="stable").itertuples(index=False):
@@ -100,13 +102,27 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
         if p is None:
             side = _relay_side(r, book) if r.relayed else None
             same = ("host", "both ends of the check on one host") if local[0] == remote[0] and not r.relayed else None
-            lc = book.add(r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=side == "local",
-                          typed=same)
-            rc = book.add(r.ufrag_to, *remote, r.transport, int(r.frame), r.file, relayed_check=side == "remote",
-                          typed=same)
-            p = pairs[pk] = _Pair(s.session, len(s.pairs), r.ufrag_from, local, remote, r.transport, bool(r.relayed),
-                                  wire, first_check_frame=int(r.frame), first_check_ts=int(r.ts_ns),
-                                  local_type=lc.type, remote_type=rc.type, relay_side=side)
+            lc = book.add(
+                r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=side == "local", typed=same
+            )
+            rc = book.add(
+                r.ufrag_to, *remote, r.transport, int(r.frame), r.file, relayed_check=side == "remote", typed=same
+            )
+            p = pairs[pk] = _Pair(
+                s.session,
+                len(s.pairs),
+                r.ufrag_from,
+                local,
+                remote,
+                r.transport,
+                bool(r.relayed),
+                wire,
+                first_check_frame=int(r.frame),
+                first_check_ts=int(r.ts_ns),
+                local_type=lc.type,
+                remote_type=rc.type,
+                relay_side=side,
+            )
             s.pairs.append(p)
         p.copies += 1
         p.last_check_ts = int(r.ts_ns)
@@ -135,8 +151,11 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                     if not book.known(r.ufrag_from, *ep, r.transport):
                         typed = book.classify(*ep)
                         if typed[0] == "unknown":
-                            typed = ("prflx", f"XOR-MAPPED-ADDRESS of a check response (frame {resp.frame}) "
-                                              "matching no known candidate")
+                            typed = (
+                                "prflx",
+                                f"XOR-MAPPED-ADDRESS of a check response (frame {resp.frame}) "
+                                "matching no known candidate",
+                            )
                         book.add(r.ufrag_from, *ep, r.transport, int(resp.frame), resp.file, typed=typed)
             else:
                 code = int(resp.error_code) if pd.notna(resp.error_code) else 0
@@ -151,7 +170,8 @@ def _relay_side(r, book: CandidateBook) -> str:
     client -> server (Send, ChannelData from the client), the receiver's when it came back (Data)."""
     clients = {c for _, _, c in book.relayed.values()}
     to_server = (r.outer_src, int(r.outer_sport)) in clients or (
-        int(r.outer_dport) in TURN_SERVER_PORTS and int(r.outer_sport) not in TURN_SERVER_PORTS)
+        int(r.outer_dport) in TURN_SERVER_PORTS and int(r.outer_sport) not in TURN_SERVER_PORTS
+    )
     return "local" if to_server else "remote"
 
 
@@ -216,35 +236,74 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
         consent = sum(p.copies for p in s.pairs if p.selected and s.connected_ts and p.last_check_ts > s.connected_ts)
         state = "connected" if s.connected_ts else ("checking" if _recent(s.pairs, end_ts) else "failed")
         agents = sorted(s.ufrags)
-        srows.append({
-            "session": s.session, "ufrags": ":".join(agents), "agent_a": agents[0],
-            "agent_b": agents[-1], "controlling": s.controlling, "controlled": s.controlled,
-            "role_conflicts": s.role_conflicts, "state": state, "start_frame": s.start_frame,
-            "start_ts": _ts(s.start_ts), "connected_frame": s.connected_frame,
-            "connected_ts": _ts(s.connected_ts) if s.connected_ts else pd.NaT,
-            "nominated_pair": nominated[0].pair if nominated else None,
-            "selected_pair": selected.pair if selected else None,
-            "path": _desc(selected) if selected else "", "selected_by": selected_by, "switches": "; ".join(switches),
-            "restart_of": restart_of, "consent_checks": consent, "pairs": len(s.pairs),
-            "files": ",".join(str(f) for f in sorted(s.files)),
-        })
+        srows.append(
+            {
+                "session": s.session,
+                "ufrags": ":".join(agents),
+                "agent_a": agents[0],
+                "agent_b": agents[-1],
+                "controlling": s.controlling,
+                "controlled": s.controlled,
+                "role_conflicts": s.role_conflicts,
+                "state": state,
+                "start_frame": s.start_frame,
+                "start_ts": _ts(s.start_ts),
+                "connected_frame": s.connected_frame,
+                "connected_ts": _ts(s.connected_ts) if s.connected_ts else pd.NaT,
+                "nominated_pair": nominated[0].pair if nominated else None,
+                "selected_pair": selected.pair if selected else None,
+                "path": _desc(selected) if selected else "",
+                "selected_by": selected_by,
+                "switches": "; ".join(switches),
+                "restart_of": restart_of,
+                "consent_checks": consent,
+                "pairs": len(s.pairs),
+                "files": ",".join(str(f) for f in sorted(s.files)),
+            }
+        )
         for p in s.pairs:
-            state_p = ("succeeded" if p.successes else "failed" if p.errors else
-                       "in progress" if end_ts - p.last_check_ts < IN_PROGRESS_S * 1e9 else "not answered")
-            prows.append({
-                "session": p.session, "pair": p.pair, "agent": p.agent, "local_address": p.local[0],
-                "local_port": p.local[1], "local_type": p.local_type, "remote_address": p.remote[0],
-                "remote_port": p.remote[1], "remote_type": p.remote_type, "transport": p.transport,
-                "relayed": p.relayed, "wire": "{}:{} -> {}:{}".format(*p.wire), "state": state_p,
-                "nominated": p.nominated, "use_candidate": p.use_candidate, "selected": p.selected,
-                "checks": p.checks, "retransmissions": p.copies - p.checks, "successes": p.successes,
-                "errors": "; ".join(p.errors), "rtt_ms_min": min(p.rtts) if p.rtts else np.nan,
-                "rtt_ms_median": float(np.median(p.rtts)) if p.rtts else np.nan,
-                "first_check_frame": p.first_check_frame, "first_check_ts": _ts(p.first_check_ts),
-                "first_success_frame": p.first_success_frame,
-                "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
-                "media_packets": p.media_packets, "dtls_records": p.dtls_records, "description": _desc(p),
-            })
+            state_p = (
+                "succeeded"
+                if p.successes
+                else "failed"
+                if p.errors
+                else "in progress"
+                if end_ts - p.last_check_ts < IN_PROGRESS_S * 1e9
+                else "not answered"
+            )
+            prows.append(
+                {
+                    "session": p.session,
+                    "pair": p.pair,
+                    "agent": p.agent,
+                    "local_address": p.local[0],
+                    "local_port": p.local[1],
+                    "local_type": p.local_type,
+                    "remote_address": p.remote[0],
+                    "remote_port": p.remote[1],
+                    "remote_type": p.remote_type,
+                    "transport": p.transport,
+                    "relayed": p.relayed,
+                    "wire": "{}:{} -> {}:{}".format(*p.wire),
+                    "state": state_p,
+                    "nominated": p.nominated,
+                    "use_candidate": p.use_candidate,
+                    "selected": p.selected,
+                    "checks": p.checks,
+                    "retransmissions": p.copies - p.checks,
+                    "successes": p.successes,
+                    "errors": "; ".join(p.errors),
+                    "rtt_ms_min": min(p.rtts) if p.rtts else np.nan,
+                    "rtt_ms_median": float(np.median(p.rtts)) if p.rtts else np.nan,
+                    "first_check_frame": p.first_check_frame,
+                    "first_check_ts": _ts(p.first_check_ts),
+                    "first_success_frame": p.first_success_frame,
+                    "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
+                    "media_packets": p.media_packets,
+                    "dtls_records": p.dtls_records,
+                    "description": _desc(p),
+                }
+            )
     sdf = pd.DataFrame(srows, columns=_SESSION_COLUMNS)
     pdf = pd.DataFrame(prows, columns=_PAIR_COLUMNS)
     for c in ("connected_frame", "nominated_pair", "selected_pair", "restart_of"):
@@ -253,14 +312,60 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
     return sdf, pdf
 
 
-_SESSION_COLUMNS = ["session", "ufrags", "agent_a", "agent_b", "controlling", "controlled", "role_conflicts",
-                    "state", "start_frame", "start_ts", "connected_frame", "connected_ts", "nominated_pair",
-                    "selected_pair", "path", "selected_by", "switches", "restart_of", "consent_checks", "pairs", "files"]
-_PAIR_COLUMNS = ["session", "pair", "agent", "local_address", "local_port", "local_type", "remote_address",
-                 "remote_port", "remote_type", "transport", "relayed", "wire", "state", "nominated", "use_candidate",
-                 "selected", "checks", "retransmissions", "successes", "errors", "rtt_ms_min", "rtt_ms_median",
-                 "first_check_frame", "first_check_ts", "first_success_frame", "first_success_ts", "media_packets",
-                 "dtls_records", "description"]
+_SESSION_COLUMNS = [
+    "session",
+    "ufrags",
+    "agent_a",
+    "agent_b",
+    "controlling",
+    "controlled",
+    "role_conflicts",
+    "state",
+    "start_frame",
+    "start_ts",
+    "connected_frame",
+    "connected_ts",
+    "nominated_pair",
+    "selected_pair",
+    "path",
+    "selected_by",
+    "switches",
+    "restart_of",
+    "consent_checks",
+    "pairs",
+    "files",
+]
+_PAIR_COLUMNS = [
+    "session",
+    "pair",
+    "agent",
+    "local_address",
+    "local_port",
+    "local_type",
+    "remote_address",
+    "remote_port",
+    "remote_type",
+    "transport",
+    "relayed",
+    "wire",
+    "state",
+    "nominated",
+    "use_candidate",
+    "selected",
+    "checks",
+    "retransmissions",
+    "successes",
+    "errors",
+    "rtt_ms_min",
+    "rtt_ms_median",
+    "first_check_frame",
+    "first_check_ts",
+    "first_success_frame",
+    "first_success_ts",
+    "media_packets",
+    "dtls_records",
+    "description",
+]
 
 
 def _recent(pairs: list[_Pair], end_ts: int) -> bool:

@@ -73,12 +73,18 @@ def records(df) -> list[dict]:
 def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
     t = Table(title=title, title_justify="left", show_lines=False)
     for c in columns:
-        t.add_column(c, min_width=48 if c in ("description", "path", "rule", "channels") else None,
-                     max_width=18 if c == "agent" else None, overflow="fold")
+        t.add_column(
+            c,
+            min_width=48 if c in ("description", "path", "rule", "channels") else None,
+            max_width=18 if c == "agent" else None,
+            overflow="fold",
+        )
     for values in df.to_dict(orient="records"):
         d = values
-        cells = ["" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _esc(str(d[c]))
-                 for c in columns]
+        cells = [
+            "" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _esc(str(d[c]))
+            for c in columns
+        ]
         style = mark(d) if mark else None
         t.add_row(*cells, style=style)
     out.print(t)
@@ -122,20 +128,42 @@ def print_ice(a, out: Console | None = None) -> None:
         out.print(t)
     _table("Candidates", a.candidates, ["agent", "address", "port", "transport", "type", "frame", "rule"], out)
     pairs = a.pairs.copy()
-    pairs["mark"] = ["selected" if s else ("nominated" if n else "") for s, n in zip(pairs.selected, pairs.nominated,
-                                                                                    strict=True)]
+    pairs["mark"] = [
+        "selected" if s else ("nominated" if n else "") for s, n in zip(pairs.selected, pairs.nominated, strict=True)
+    ]
     pairs["rtt ms"] = pairs["rtt_ms_median"].round(1)
     pairs["id"] = [f"{s}.{p}" for s, p in zip(pairs.session, pairs.pair, strict=True)]
-    pairs["checks/retx/ok"] = [f"{c}/{r}/{k}" for c, r, k in zip(pairs.checks, pairs.retransmissions, pairs.successes,
-                                                                  strict=True)]
+    pairs["checks/retx/ok"] = [
+        f"{c}/{r}/{k}" for c, r, k in zip(pairs.checks, pairs.retransmissions, pairs.successes, strict=True)
+    ]
     pairs["frame"] = pairs["first_check_frame"]
     pairs["media"] = pairs["media_packets"]
-    _table("Candidate pairs (session.pair; selected in green)", pairs, ["id", "agent", "description", "state", "mark",
-                                                                         "checks/retx/ok", "errors", "rtt ms", "frame",
-                                                                         "media"], out,
-           mark=lambda d: "bold green" if d["selected"] else None)
+    _table(
+        "Candidate pairs (session.pair; selected in green)",
+        pairs,
+        ["id", "agent", "description", "state", "mark", "checks/retx/ok", "errors", "rtt ms", "frame", "media"],
+        out,
+        mark=lambda d: "bold green" if d["selected"] else None,
+    )
     if len(a.allocations):
-        _table("TURN allocations", a.allocations, ["allocation", "client", "client_port", "server", "server_port",
-                                                    "transport", "state", "relayed_address", "relayed_port",
-                                                    "mapped_address", "mapped_port", "first_frame", "errors",
-                                                    "channels"], out)
+        _table(
+            "TURN allocations",
+            a.allocations,
+            [
+                "allocation",
+                "client",
+                "client_port",
+                "server",
+                "server_port",
+                "transport",
+                "state",
+                "relayed_address",
+                "relayed_port",
+                "mapped_address",
+                "mapped_port",
+                "first_frame",
+                "errors",
+                "channels",
+            ],
+            out,
+        )

@@ -30,8 +30,9 @@ def xor_addr(code: int, ip: str, port: int, tid: bytes) -> bytes:
     return attr(code, struct.pack("!BBH", 0, 2, xport) + (int(a) ^ key).to_bytes(16, "big"))
 
 
-def message(method: str, cls: str, attrs: list[bytes] | None = None, tid: bytes | None = None,
-            fingerprint: bool = True) -> bytes:
+def message(
+    method: str, cls: str, attrs: list[bytes] | None = None, tid: bytes | None = None, fingerprint: bool = True
+) -> bytes:
     tid = tid or os.urandom(12)
     body = b"".join(attrs or [])
     if fingerprint:

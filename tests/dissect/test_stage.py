@@ -27,21 +27,64 @@ def relay_capture(tmp_path):
     tids = [bytes([i]) * 12 for i in range(1, 6)]
     pk = [
         udp(CLIENT, SERVER, sb.message("Allocate", "request", [sb.attr(0x0019, b"\x11\0\0\0")], tids[0])),
-        udp(SERVER, CLIENT, sb.message("Allocate", "success", [
-            sb.xor_addr(0x0016, *RELAY, tids[0]), sb.xor_addr(0x0020, "198.51.100.2", 40000, tids[0]),
-            sb.attr(0x000D, (600).to_bytes(4, "big"))], tids[0])),
-        udp(CLIENT, SERVER, sb.message("ChannelBind", "request", [
-            sb.attr(0x000C, b"\x40\x01\0\0"), sb.xor_addr(0x0012, *PEER, tids[1])], tids[1])),
+        udp(
+            SERVER,
+            CLIENT,
+            sb.message(
+                "Allocate",
+                "success",
+                [
+                    sb.xor_addr(0x0016, *RELAY, tids[0]),
+                    sb.xor_addr(0x0020, "198.51.100.2", 40000, tids[0]),
+                    sb.attr(0x000D, (600).to_bytes(4, "big")),
+                ],
+                tids[0],
+            ),
+        ),
+        udp(
+            CLIENT,
+            SERVER,
+            sb.message(
+                "ChannelBind",
+                "request",
+                [sb.attr(0x000C, b"\x40\x01\0\0"), sb.xor_addr(0x0012, *PEER, tids[1])],
+                tids[1],
+            ),
+        ),
         udp(SERVER, CLIENT, sb.message("ChannelBind", "success", [], tids[1])),
         # an ICE check to the peer, relayed through the channel, and its answer
-        udp(CLIENT, SERVER, sb.channeldata(0x4001, sb.message("Binding", "request", [
-            sb.attr(0x0006, b"peer:mine"), sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big"))], tids[2]))),
-        udp(SERVER, CLIENT, sb.channeldata(0x4001, sb.message("Binding", "success", [
-            sb.xor_addr(0x0020, *RELAY, tids[2])], tids[2]))),
+        udp(
+            CLIENT,
+            SERVER,
+            sb.channeldata(
+                0x4001,
+                sb.message(
+                    "Binding",
+                    "request",
+                    [sb.attr(0x0006, b"peer:mine"), sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big"))],
+                    tids[2],
+                ),
+            ),
+        ),
+        udp(
+            SERVER,
+            CLIENT,
+            sb.channeldata(0x4001, sb.message("Binding", "success", [sb.xor_addr(0x0020, *RELAY, tids[2])], tids[2])),
+        ),
         # a Send indication carrying a check to a second peer
-        udp(CLIENT, SERVER, sb.message("Send", "indication", [
-            sb.xor_addr(0x0012, "203.0.113.50", 7000, tids[3]),
-            sb.attr(0x0013, sb.message("Binding", "request", [sb.attr(0x0006, b"x:y")], tids[4]))], tids[3])),
+        udp(
+            CLIENT,
+            SERVER,
+            sb.message(
+                "Send",
+                "indication",
+                [
+                    sb.xor_addr(0x0012, "203.0.113.50", 7000, tids[3]),
+                    sb.attr(0x0013, sb.message("Binding", "request", [sb.attr(0x0006, b"x:y")], tids[4])),
+                ],
+                tids[3],
+            ),
+        ),
     ]
     pk += [udp(CLIENT, SERVER, sb.channeldata(0x4001, sb.rtp(100 + i, 960 * i, 0xABCDEF01))) for i in range(20)]
     p = tmp_path / "relay.pcap"
@@ -64,7 +107,11 @@ def test_relayed_messages_carry_inner_and_outer_five_tuples(tmp_path):
     assert (inner_send.src, inner_send.sport, inner_send.dst, inner_send.dport) == (*RELAY, "203.0.113.50", 7000)
     alloc = st[(st.method == "Allocate") & (st.cls == "success")].iloc[0]
     assert (alloc.relayed_address, alloc.relayed_port, alloc.mapped_address, alloc.lifetime) == (
-        "52.112.1.2", 49152, "198.51.100.2", 600)
+        "52.112.1.2",
+        49152,
+        "198.51.100.2",
+        600,
+    )
     s = a.captures[0]
     assert s.messages["TURN ChannelData"] == 22
     assert s.messages["TURN Allocate request"] == 1 and s.messages["STUN Binding request"] == 2
@@ -91,7 +138,10 @@ def test_shipped_loopback_call_matches_its_ground_truth():
     (sess,) = a.dtls_sessions.itertuples()
     assert sess.completed and sess.srtp_profile == "SRTP_AEAD_AES_256_GCM"  # tshark: ServerHello use_srtp 0x0008
     # the certificates' SHA-256 are the fingerprints the two SDPs announced
-    assert {sess.client_fingerprint, sess.server_fingerprint} == {truth["offer_fingerprint"], truth["answer_fingerprint"]}
+    assert {sess.client_fingerprint, sess.server_fingerprint} == {
+        truth["offer_fingerprint"],
+        truth["answer_fingerprint"],
+    }
     s = a.captures[0]
     assert s.rejected == {}
     rtp_frames = tshark_fields(path, ["frame.number"], display_filter="rtp", extra=["-o", "rtp.heuristic_rtp:TRUE"])
@@ -114,10 +164,13 @@ def test_teams_outer_stun_messages_match_tshark():
     assert ours == theirs
 
 
-@pytest.mark.parametrize("name,rejected", [
-    ("ntop_nDPI/openvpn_nohmac.pcapng", {"dtls": 400, "turn-channel": 544}),
-    ("ntop_nDPI/sip.pcap", {"dtls": 21, "turn-channel": 29}),
-])
+@pytest.mark.parametrize(
+    "name,rejected",
+    [
+        ("ntop_nDPI/openvpn_nohmac.pcapng", {"dtls": 400, "turn-channel": 544}),
+        ("ntop_nDPI/sip.pcap", {"dtls": 21, "turn-channel": 29}),
+    ],
+)
 def test_false_positives_are_rejected_and_counted(name, rejected):
     s = analyze(public_capture(name)).captures[0]
     assert s.rejected == rejected

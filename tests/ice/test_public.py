@@ -20,13 +20,23 @@ def test_webrtc_direct_pair_nominated_then_dtls(webrtc):
     (s,) = webrtc.sessions.itertuples()
     assert s.ufrags == "31e58bb6:Tw5XmGABTU55u6F2"
     assert (s.controlling, s.controlled, s.state, s.connected_frame, s.start_frame) == (
-        "31e58bb6", "Tw5XmGABTU55u6F2", "connected", 2, 1)
+        "31e58bb6",
+        "Tw5XmGABTU55u6F2",
+        "connected",
+        2,
+        1,
+    )
     p = webrtc.pairs
     nominated = p[p.nominated]
     assert len(nominated) == 1
     n = nominated.iloc[0]
     assert (n.agent, n.local_address, n.local_port, n.remote_address, n.remote_port) == (
-        "31e58bb6", "192.168.6.82", 51462, "74.201.205.9", 43044)
+        "31e58bb6",
+        "192.168.6.82",
+        51462,
+        "74.201.205.9",
+        43044,
+    )
     assert n.selected and n.state == "succeeded" and n.checks == 2 and n.successes == 2
     assert s.selected_pair == n.pair and s.selected_by == "DTLS"
     # the reverse view: the peer's checks (frames 3, 7, 10) answered in frames 5, 8, 12
@@ -56,8 +66,18 @@ def test_turn_allocation_with_challenge_permissions_channel_and_deallocation(nto
     a = al[(al.client == "192.168.12.169") & (al.client_port == 38123)].iloc[0]
     assert (a.server, a.server_port, a.transport) == ("31.13.86.54", 40003, "udp")
     assert (a.relayed_address, a.relayed_port, a.mapped_address, a.mapped_port) == (
-        "31.13.86.54", 53789, "93.47.226.1", 11162)
-    assert (a.first_frame, a.allocated_frame, a.challenged, a.realm, a.lifetime) == (67, 70, True, "turner.facebook", 900)
+        "31.13.86.54",
+        53789,
+        "93.47.226.1",
+        11162,
+    )
+    assert (a.first_frame, a.allocated_frame, a.challenged, a.realm, a.lifetime) == (
+        67,
+        70,
+        True,
+        "turner.facebook",
+        900,
+    )
     assert a.state == "deallocated" and a.deallocated_frame == 141
     assert "CreatePermission 403 Forbidden Address (frame 73)" in a.errors
     assert a.channels == "0x4003 -> 185.170.139.1:12176 (frame 104)"
@@ -106,7 +126,11 @@ def test_teams_ms_turn_allocations_and_ms_ice2_sessions():
     p = a.pairs
     sel = p[p.selected & (p.agent == "FY32")].iloc[0]
     assert (sel.local_address, sel.local_port, sel.remote_address, sel.remote_port) == (
-        "192.168.1.6", 50016, "93.71.110.205", 16332)
+        "192.168.1.6",
+        50016,
+        "93.71.110.205",
+        16332,
+    )
     assert sel.media_packets > 0
 
 
@@ -115,11 +139,17 @@ def test_ice_over_turn_tcp():
     al = a.allocations
     (alloc,) = al.itertuples()
     assert (alloc.transport, alloc.server, alloc.server_port, alloc.relayed_address, alloc.relayed_port) == (
-        "tcp", "142.250.82.249", 3478, "10.13.0.62", 15530)
+        "tcp",
+        "142.250.82.249",
+        3478,
+        "10.13.0.62",
+        15530,
+    )
     s = a.sessions
     sess = s[s.ufrags == "kb9A:wGR4"].iloc[0]
-    assert sess.path == ("192.168.12.182:50221 -> 142.250.82.249:3478 TURN -> 10.13.0.62:15530 relay/udp "
-                         "-> 10.13.0.50:1259 host")
+    assert sess.path == (
+        "192.168.12.182:50221 -> 142.250.82.249:3478 TURN -> 10.13.0.62:15530 relay/udp -> 10.13.0.50:1259 host"
+    )
 
 
 def test_many_checks_and_errors():

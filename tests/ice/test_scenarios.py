@@ -22,8 +22,11 @@ def udp(src, dst, payload):
 
 def check(src, dst, to_ufrag, from_ufrag, role="controlling", nominate=False):
     tid = next(_tid).to_bytes(12, "big")
-    attrs = [sb.attr(0x0006, f"{to_ufrag}:{from_ufrag}".encode()), sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big")),
-             sb.attr(0x802A if role == "controlling" else 0x8029, (7).to_bytes(8, "big"))]
+    attrs = [
+        sb.attr(0x0006, f"{to_ufrag}:{from_ufrag}".encode()),
+        sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big")),
+        sb.attr(0x802A if role == "controlling" else 0x8029, (7).to_bytes(8, "big")),
+    ]
     if nominate:
         attrs.append(sb.attr(0x0025, b""))
     req = udp(src, dst, sb.message("Binding", "request", attrs, tid))
@@ -47,8 +50,11 @@ A2, B2 = ("10.0.0.1", 5002), ("10.0.0.2", 6002)
 
 def test_ice_restart_is_a_new_session_between_the_same_hosts(tmp_path):
     frames = [*check(A, B, "b1", "a1", nominate=True), *check(B, A, "a1", "b1", "controlled"), *media(A, B, 20, 1)]
-    frames += [*check(A2, B2, "b2", "a2", nominate=True), *check(B2, A2, "a2", "b2", "controlled"),
-               *media(A2, B2, 20, 1, 20)]
+    frames += [
+        *check(A2, B2, "b2", "a2", nominate=True),
+        *check(B2, A2, "a2", "b2", "controlled"),
+        *media(A2, B2, 20, 1, 20),
+    ]
     a = analyze(write(tmp_path, "restart.pcap", frames))
     s = a.sessions.set_index("ufrags")
     assert list(a.sessions.ufrags) == ["a1:b1", "a2:b2"]
@@ -63,7 +69,9 @@ def test_media_switching_pair_is_recorded(tmp_path):
     (s,) = a.sessions.itertuples()
     p = a.pairs.set_index("pair")
     assert p.loc[s.selected_pair].local_port == 5002  # media ended on the second pair
-    assert s.switches.endswith("10.0.0.1:5000 host/udp -> 10.0.0.2:6000 host => 10.0.0.1:5002 host/udp -> 10.0.0.2:6002 host")
+    assert s.switches.endswith(
+        "10.0.0.1:5000 host/udp -> 10.0.0.2:6000 host => 10.0.0.1:5002 host/udp -> 10.0.0.2:6002 host"
+    )
     assert list(p.media_packets) == [30, 30]
 
 
@@ -83,7 +91,7 @@ def test_far_side_of_a_cloud_relay(tmp_path):
 
 def test_every_check_fails(tmp_path):
     frames = []
-    for i in range(6):  # checks never answered, the capture runs on for 10 s afterwards
+    for _ in range(6):  # checks never answered, the capture runs on for 10 s afterwards
         frames.append(check(A, B, "bx", "ax")[0])
         frames.append(check(A2, B2, "bx", "ax")[0])
     frames += [udp(("10.0.0.1", 53), ("10.0.0.9", 53), b"\x12\x34" + b"\0" * 20)] * 1
