@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
 from .dissect.stage import DissectResult, DissectStage
 from .ice.paths import PathCounter
+from .media.streams import MediaStage
+from .topology.flows import FlowTable
 from .topology.profile import NetworkProfile
 
 if TYPE_CHECKING:  # pandas is imported only when a table is asked for
@@ -46,6 +48,8 @@ class Analysis:
     dissect: list[DissectResult]
     paths: PathCounter = field(default_factory=PathCounter)
     profile: NetworkProfile = field(default_factory=NetworkProfile)
+    flow_tables: list[FlowTable] = field(default_factory=list)
+    media: list = field(default_factory=list)  # MediaResult per file
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -157,6 +161,73 @@ def _pairs(a: Analysis) -> pd.DataFrame:
     return _ice(a)[2]
 
 
+def _zones(a: Analysis):
+    if "_zones" not in a._cache:
+        from .topology.zones import ZoneMap
+
+        zm = ZoneMap(a.profile)
+        zm.learn([f for t in a.flow_tables for f in t.rows()], a.stun, a.allocations)
+        a._cache["_zones"] = zm
+    return a._cache["_zones"]
+
+
+@_table("flows")
+def _flows(a: Analysis) -> pd.DataFrame:
+    from .topology.labels import build_flows
+
+    return build_flows([f for t in a.flow_tables for f in t.rows()], _zones(a), a.stun, a.paths.paths())
+
+
+@_table("streams")
+def _streams(a: Analysis) -> pd.DataFrame:
+    from .media.tables import streams_table
+
+    return streams_table(a.media)
+
+
+@_table("media_timeseries")
+def _media_timeseries(a: Analysis) -> pd.DataFrame:
+    from .media.tables import timeseries_table
+
+    return timeseries_table(a.media)
+
+
+@_table("rtcp_reports")
+def _rtcp_reports(a: Analysis) -> pd.DataFrame:
+    from .media.tables import rtcp_reports_table
+
+    return rtcp_reports_table(a.media)
+
+
+@_table("media_directions")
+def _media_directions(a: Analysis) -> pd.DataFrame:
+    from .media.tables import directions_table
+
+    return directions_table(a.media)
+
+
+def _topology(a: Analysis):
+    if "_topology" not in a._cache:
+        from .topology.calls import build_calls, calls_table
+        from .topology.findings import build_findings, findings_table, tunnel_findings
+
+        zm = _zones(a)
+        calls = build_calls(a, zm, a.paths.paths())
+        found = build_findings(a, calls, zm) + tunnel_findings(a, zm, calls)
+        a._cache["_topology"] = (calls_table(calls, a.flows), findings_table(found))
+    return a._cache["_topology"]
+
+
+@_table("calls")
+def _calls(a: Analysis) -> pd.DataFrame:
+    return _topology(a)[0]
+
+
+@_table("findings")
+def _findings(a: Analysis) -> pd.DataFrame:
+    return _topology(a)[1]
+
+
 def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(paths, str | os.PathLike):
         return [os.fspath(paths)]
@@ -168,6 +239,7 @@ def analyze(
     *,
     network: str | None = None,
     progress: Callable[[str], Progress | None] | None = None,
+    with_flows: bool = True,
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
@@ -175,20 +247,30 @@ def analyze(
     for a file that cannot be read at all; damaged packets are counted in the capture's summary instead."""
     files = _as_list(paths)
     summaries, dissected = [], []
+    media_results: list = []
     paths = PathCounter()
+    flow_tables: list[FlowTable] = []
     for index, path in enumerate(files):
         with CaptureFile(path) as cap:
             sb = SummaryBuilder(cap)
             stage = DissectStage(index)
+            media = MediaStage(index)
+            flows = FlowTable(index)
             for batch in iter_batches(cap, progress(path) if progress else None):
                 sb.add(batch)
+                if with_flows:
+                    flows.add(batch)
                 for mb in stage.add(batch):
                     paths.add(mb)
+                    media.add(mb)
+            flow_tables.append(flows)
             summary = sb.finish()
             result = stage.finish()
+            media_results.append(media.finish(result.control.dtls.summary(), result.control.stun_rows))
             summary.messages = result.messages
             summary.confirmed = result.confirmed
             summary.rejected = result.rejected
             summaries.append(summary)
             dissected.append(result)
-    return Analysis(files=files, captures=summaries, dissect=dissected, paths=paths, profile=NetworkProfile.load(network))
+    return Analysis(files=files, captures=summaries, dissect=dissected, paths=paths, profile=NetworkProfile.load(network),
+                    flow_tables=flow_tables, media=media_results)

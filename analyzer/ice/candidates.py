@@ -18,6 +18,7 @@ import pandas as pd
 from ..topology.profile import NetworkProfile, is_private
 
 RELAY_PORTS = frozenset((3478, 3479, 3480, 3481))
+SEEN_ORDER = ("check source", "check destination", "check response")
 TYPE_RANK = {"relay": 0, "srflx": 1, "host": 2, "prflx": 3, "unknown": 4}
 
 Endpoint = tuple[str, int]
@@ -32,6 +33,7 @@ class Candidate(NamedTuple):
     rule: str
     frame: int
     file: int
+    seen: str = ""  # how the capture saw it: 'check source', 'check destination', 'check response'
 
 
 @dataclass
@@ -90,23 +92,22 @@ class CandidateBook:
             return "host", f"{z.rule}: media processors answer with host candidates"
         return "unknown", "public address; this capture does not say whether host or reflexive"
 
-    def add(
-        self,
-        agent: str | None,
-        address: str,
-        port: int,
-        transport: str,
-        frame: int,
-        file: int,
-        relayed_check: bool = False,
-        typed: tuple[str, str] | None = None,
-    ) -> Candidate:
+    def add(self, agent: str | None, address: str, port: int, transport: str, frame: int, file: int,
+            relayed_check: bool = False, typed: tuple[str, str] | None = None, seen: str = "") -> Candidate:
+        """Record a candidate; a better-founded type replaces a weaker one, and `seen` accumulates how
+        the capture saw it ('check source', 'check destination', 'check response')."""
         t, rule = typed or self.classify(address, port, relayed_check)
         key = (agent, address, port, transport)
         old = self.found.get(key)
-        if old is not None and TYPE_RANK[old.type] <= TYPE_RANK[t]:
-            return old
-        c = Candidate(agent, address, port, transport, t, rule, frame if old is None else old.frame, file)
+        if old is None:
+            c = Candidate(agent, address, port, transport, t, rule, frame, file, seen)
+        else:
+            ways = set(old.seen.split(", ")) | {seen}
+            seen_all = ", ".join(x for x in SEEN_ORDER if x in ways)
+            if TYPE_RANK[old.type] <= TYPE_RANK[t]:
+                c = old._replace(seen=seen_all)
+            else:
+                c = Candidate(agent, address, port, transport, t, rule, old.frame, file, seen_all)
         self.found[key] = c
         return c
 
@@ -114,7 +115,7 @@ class CandidateBook:
         return (agent, address, port, transport) in self.found
 
     def table(self) -> pd.DataFrame:
-        cols = ["agent", "address", "port", "transport", "type", "rule", "frame", "file"]
+        cols = ["agent", "address", "port", "transport", "type", "rule", "frame", "file", "seen"]
         df = pd.DataFrame(sorted(self.found.values(), key=lambda c: (c.file, c.frame)), columns=cols)
         df["port"] = df["port"].astype("Int64")
         return df

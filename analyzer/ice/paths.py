@@ -32,6 +32,7 @@ class MediaPath(NamedTuple):
     first_ts_ns: int
     last_frame: int
     last_ts_ns: int
+    file: int = 0
 
 
 @dataclass
@@ -57,25 +58,27 @@ class PathCounter:
             mb.relayed,
             mb.channel,
         )
-        key = np.stack([np.asarray(c).astype(np.uint64) for c in cols], axis=1)
-        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        # one 64-bit hash per row instead of a 14-column unique (a lexicographic sort is 10x slower)
+        h = np.full(len(mb), np.uint64(0x9E3779B97F4A7C15), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for c in cols:
+                h = (h ^ np.asarray(c).astype(np.uint64)) * np.uint64(0xBF58476D1CE4E5B9)
+                h ^= h >> np.uint64(31)
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
         inv = inv.ravel()
-        n = np.bincount(inv, minlength=len(uniq))
-        nbytes = np.bincount(inv, weights=mb.wire_len, minlength=len(uniq))
-        last = np.zeros(len(uniq), dtype=np.int64)
+        g_n = first.size
+        n = np.bincount(inv, minlength=g_n)
+        nbytes = np.bincount(inv, weights=mb.wire_len, minlength=g_n)
+        last = np.zeros(g_n, dtype=np.int64)
         np.maximum.at(last, inv, np.arange(inv.size))
-        for g, k in enumerate(map(tuple, uniq.tolist())):
+        rows = np.stack([np.asarray(c)[first].astype(np.int64).astype(np.uint64) for c in cols], axis=1)
+        for g in range(g_n):
+            k = tuple(rows[g].tolist())
             f, lst = int(first[g]), int(last[g])
             acc = self._acc.get(k)
             if acc is None:
-                self._acc[k] = [
-                    int(n[g]),
-                    int(nbytes[g]),
-                    int(mb.frame[f]),
-                    int(mb.ts_ns[f]),
-                    int(mb.frame[lst]),
-                    int(mb.ts_ns[lst]),
-                ]
+                self._acc[k] = [int(n[g]), int(nbytes[g]), int(mb.frame[f]), int(mb.ts_ns[f]), int(mb.frame[lst]),
+                                int(mb.ts_ns[lst]), mb.file]
             else:
                 acc[0] += int(n[g])
                 acc[1] += int(nbytes[g])
@@ -83,7 +86,7 @@ class PathCounter:
 
     def paths(self) -> list[MediaPath]:
         out = []
-        for k, (n, b, ff, ft, lf, lt) in self._acc.items():
+        for k, (n, b, ff, ft, lf, lt, file) in self._acc.items():
             sh, sl, sp, dh, dl, dp, wsh, wsl, wsp, wdh, wdl, wdp, rel, ch = k
             ch = ch - (1 << 64) if ch >= 1 << 63 else ch
             out.append(

@@ -1,0 +1,238 @@
+"""Running per-stream aggregates, updated one chunk of RTP rows at a time with numpy.
+
+`StreamState` holds one slot per stream in growable arrays (plus a few small Python lists per stream:
+payload types, extension profiles, the first gaps, the last sequence numbers for duplicate detection),
+so memory grows with the number of streams and stream-seconds, never with the number of packets.
+
+Sequence numbers (RFC 3550 A.1/A.3): each packet's distance from the previous one of its stream,
+modulo 2^16, extends the sequence across wrap-around (the extended number `ext`). A jump of more than
+MAX_DROPOUT either way is taken as a restart of the sender's numbering (counted in `resets`) and
+bridged as a step of one, so a resync does not count 40,000 packets lost. expected = highest - lowest
+extended number + 1; lost = expected - received (duplicates count as received, so lost can be negative,
+as in the RFC). A packet at or below the highest number seen before it is late: a duplicate when the
+same number was received before (the last DUP_WINDOW numbers of the stream are remembered across
+chunks), else out of order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import arith as A
+
+MAX_DROPOUT = 3000
+MAX_MISORDER = 100
+GAP_NS = 200_000_000
+MAX_GAPS = 100
+DUP_WINDOW = 512
+NONE_LOW = -(1 << 62)
+
+
+class Rows(NamedTuple):
+    """RTP rows of one or more chunks (stream id, then the header fields the stage needs)."""
+
+    sid: np.ndarray
+    ts_ns: np.ndarray
+    frame: np.ndarray
+    seq: np.ndarray
+    rtp_ts: np.ndarray
+    pt: np.ndarray
+    marker: np.ndarray
+    length: np.ndarray
+    payload_len: np.ndarray
+    extension: np.ndarray
+    ext_profile: np.ndarray
+    dscp: np.ndarray
+
+    def take(self, idx) -> Rows:
+        return Rows(*(a[idx] for a in self))
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        return parts[0] if len(parts) == 1 else Rows(*(np.concatenate(c) for c in zip(*parts, strict=True)))
+
+    def __len__(self) -> int:
+        return int(self.sid.size)
+
+
+_I64 = ("last_seq", "last_ext", "max_ext", "min_ext", "last_t", "first_t", "last_rtp", "first_rtp",
+        "rtp_span", "first_frame", "last_frame", "packets", "bytes", "payload_bytes", "markers", "ext_pkts",
+        "dups", "ooo", "resets", "good", "pt_changes", "longest_gap", "gaps_n", "last_pt")
+_F64 = ("jitter", "jitter_max", "jitter_sum", "rate")
+
+
+class StreamState:
+    """Aggregates of every stream, indexed by stream id."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cap = 0
+        self.has_prev = np.zeros(0, dtype=bool)
+        for f in _I64:
+            setattr(self, f, np.zeros(0, dtype=np.int64))
+        for f in _F64:
+            setattr(self, f, np.zeros(0, dtype=np.float64))
+        self.dscp = np.zeros((0, 64), dtype=np.int64)
+        self.pt_counts: list[dict[int, int]] = []
+        self.ext_profiles: list[set[int]] = []
+        self.gaps: list[list[tuple[int, int, int, int]]] = []
+        self.window: list[np.ndarray] = []
+        self.bins: list[tuple[np.ndarray, ...]] = []  # (sid, second, packets, bytes, expected, jsum_ms, jmax_ms)
+
+    def add_stream(self) -> int:
+        if self.n == self.cap:
+            self._grow(max(16, 2 * self.cap))
+        self.pt_counts.append({})
+        self.ext_profiles.append(set())
+        self.gaps.append([])
+        self.window.append(np.zeros(0, dtype=np.int64))
+        self.n += 1
+        return self.n - 1
+
+    def _grow(self, cap: int) -> None:
+        def grow(a: np.ndarray) -> np.ndarray:
+            out = np.zeros((cap, *a.shape[1:]), dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        for f in (*_I64, *_F64, "has_prev", "dscp"):
+            setattr(self, f, grow(getattr(self, f)))
+        self.cap = cap
+
+    # ------------------------------------------------------------------ one chunk
+    def update(self, rows: Rows) -> None:
+        """Fold a chunk of rows (any order of streams, arrival order within each) into the aggregates.
+        Every stream in it must have its clock rate decided (rate > 0)."""
+        if len(rows) == 0:
+            return
+        order = np.argsort(rows.sid.astype(np.uint16 if self.n < 65536 else np.int64), kind="stable")
+        r = rows.take(order)
+        n = len(r)
+        starts = A.seg_starts(r.sid)
+        ends = np.append(starts[1:], n) - 1
+        seg, pos = A.seg_index(starts, n)
+        lens = ends - starts + 1
+        ss = r.sid[starts]
+        had = self.has_prev[ss]
+        nopred = np.zeros(n, dtype=bool)
+        nopred[starts[~had]] = True
+        pred = ~nopred
+
+        seq = r.seq
+        d = A.seq_delta(seq, A.shifted(seq, starts, self.last_seq[ss]))
+        reset = pred & (np.abs(d) > MAX_DROPOUT)
+        dv = np.where(reset, 1, d)
+        dv[nopred] = 0
+        base = np.where(had, self.last_ext[ss], seq[starts])
+        cs = np.cumsum(dv)
+        ext = cs - np.repeat(cs[starts] - dv[starts] - base, lens)
+        max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
+        min_before = -A.running_max_before(-ext, starts, seg, np.where(had, -self.min_ext[ss], NONE_LOW))
+        late = pred & (ext <= max_before)
+        inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))
+        dup = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
+        good = pred & (d != 0) & (d >= -MAX_MISORDER) & (d <= MAX_DROPOUT)
+
+        # interarrival jitter, RFC 3550 A.8, in timestamp units
+        rate = self.rate[ss]
+        dt = r.ts_ns - A.shifted(r.ts_ns, starts, self.last_t[ss])
+        ds = A.signed32(r.rtp_ts - A.shifted(r.rtp_ts, starts, self.last_rtp[ss]))
+        dt[nopred] = 0
+        ds[nopred] = 0
+        x = np.abs(dt * np.repeat(rate / 1e9, lens) - ds)
+        jit = A.a8_jitter(x, starts, pos, np.where(had, self.jitter[ss], 0.0))
+        jit_ms = jit * np.repeat(1000.0 / rate, lens)
+
+        ptp = A.shifted(r.pt.astype(np.int64), starts, self.last_pt[ss])
+        ptc = pred & (r.pt != ptp)
+        gap = dt > GAP_NS
+        if gap.any():
+            self._gaps(r, np.flatnonzero(gap))
+
+        red = lambda v: A.reduce_seg(np.add, v, starts)  # noqa: E731
+        new = ss[~had]
+        self.first_t[new] = r.ts_ns[starts[~had]]
+        self.first_frame[new] = r.frame[starts[~had]]
+        self.first_rtp[new] = r.rtp_ts[starts[~had]]
+        self.min_ext[new] = ext[starts[~had]]
+        self.max_ext[new] = ext[starts[~had]]
+        self.has_prev[ss] = True
+        self.last_seq[ss] = seq[ends]
+        self.last_ext[ss] = ext[ends]
+        self.max_ext[ss] = np.maximum(self.max_ext[ss], A.reduce_seg(np.maximum, ext, starts))
+        self.min_ext[ss] = np.minimum(self.min_ext[ss], A.reduce_seg(np.minimum, ext, starts))
+        self.last_t[ss] = r.ts_ns[ends]
+        self.last_rtp[ss] = r.rtp_ts[ends]
+        self.last_pt[ss] = r.pt[ends]
+        self.last_frame[ss] = r.frame[ends]
+        self.rtp_span[ss] += red(ds)
+        self.packets[ss] += lens
+        self.bytes[ss] += red(r.length)
+        self.payload_bytes[ss] += red(r.payload_len)
+        self.markers[ss] += red(r.marker.astype(np.int64))
+        self.ext_pkts[ss] += red(r.extension.astype(np.int64))
+        self.dups[ss] += red(dup.astype(np.int64))
+        self.ooo[ss] += red((late & ~dup).astype(np.int64))
+        self.resets[ss] += red(reset.astype(np.int64))
+        self.good[ss] += red(good.astype(np.int64))
+        self.pt_changes[ss] += red(ptc.astype(np.int64))
+        self.longest_gap[ss] = np.maximum(self.longest_gap[ss], A.reduce_seg(np.maximum, dt, starts))
+        self.gaps_n[ss] += red(gap.astype(np.int64))
+        self.jitter[ss] = jit[ends]
+        self.jitter_max[ss] = np.maximum(self.jitter_max[ss], A.reduce_seg(np.maximum, jit, starts))
+        self.jitter_sum[ss] += red(jit)
+        self.dscp[ss] += np.bincount(seg * 64 + (r.dscp & 63), minlength=ss.size * 64).reshape(ss.size, 64)
+        self._payload_types(r, seg, ss)
+        if r.extension.any():
+            xi = np.flatnonzero(r.extension)
+            for s, p in set(zip(r.sid[xi].tolist(), r.ext_profile[xi].tolist(), strict=True)):
+                self.ext_profiles[s].add(p)
+        self._bins(r, starts, seg, ss, inc, jit_ms)
+
+    # ------------------------------------------------------------------ helpers
+    def _duplicates(self, sid, ext, starts, ends, ss, cand) -> np.ndarray:
+        """Exact duplicate test for the late rows (rare), against the remembered window and the chunk."""
+        dup = np.zeros(ext.size, dtype=bool)
+        if cand.any():
+            for k in np.unique(np.searchsorted(starts, np.flatnonzero(cand), side="right") - 1).tolist():
+                s, e, w = starts[k], ends[k] + 1, self.window[ss[k]]
+                allv = np.concatenate([w, ext[s:e]])
+                _, first, inv = np.unique(allv, return_index=True, return_inverse=True)
+                again = first[inv.ravel()] < np.arange(allv.size)
+                dup[s:e] = again[w.size :] & cand[s:e]
+        for k, s_id in enumerate(ss.tolist()):
+            s, e = starts[k], ends[k] + 1
+            w = self.window[s_id]
+            tail = ext[max(s, e - DUP_WINDOW) : e]
+            self.window[s_id] = tail.copy() if tail.size >= DUP_WINDOW else np.concatenate([w, tail])[-DUP_WINDOW:]
+        return dup
+
+    def _gaps(self, r: Rows, gi: np.ndarray) -> None:
+        for i in gi.tolist():
+            s_id = int(r.sid[i])
+            lst = self.gaps[s_id]
+            if len(lst) < MAX_GAPS:  # the first MAX_GAPS gaps; the count and the longest cover the rest
+                t, f = int(r.ts_ns[i]), int(r.frame[i])
+                prev_t = int(r.ts_ns[i - 1]) if i > 0 and r.sid[i - 1] == s_id else int(self.last_t[s_id])
+                prev_f = int(r.frame[i - 1]) if i > 0 and r.sid[i - 1] == s_id else int(self.last_frame[s_id])
+                lst.append((prev_t, t, prev_f, f))
+
+    def _payload_types(self, r: Rows, seg: np.ndarray, ss: np.ndarray) -> None:
+        counts = np.bincount(seg * 128 + (r.pt & 127), minlength=ss.size * 128)
+        nz = np.flatnonzero(counts)
+        for key, c in zip(nz.tolist(), counts[nz].tolist(), strict=True):
+            d = self.pt_counts[int(ss[key >> 7])]
+            d[key & 127] = d.get(key & 127, 0) + c
+
+    def _bins(self, r: Rows, starts, seg, ss, inc, jit_ms) -> None:
+        sec = r.ts_ns // 1_000_000_000
+        brk = np.zeros(sec.size, dtype=bool)
+        brk[starts] = True
+        brk[1:] |= sec[1:] != sec[:-1]
+        b = np.flatnonzero(brk)
+        self.bins.append((
+            r.sid[b], sec[b], np.diff(np.append(b, sec.size)), np.add.reduceat(r.length, b),
+            np.add.reduceat(inc, b), np.add.reduceat(jit_ms, b), np.maximum.reduceat(jit_ms, b),
+        ))

@@ -1,0 +1,212 @@
+"""Calls and their topology: who took part from where (the documented use case), the path the media
+took, and the flows the use case expects beside the ones observed.
+
+A call is one ICE session with its media, or a group call's several sessions to one cloud media
+processor, or media seen without any ICE (a trunk leg, or checks the capture missed). The topology
+names the use case from the participants' locations; a path that departs from what the use case
+expects is a finding (findings.py), never a different topology (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..ice.paths import MediaPath
+from .zones import ZoneMap
+
+EXPECTED = {
+    "intranet-direct": ["Flow 5"],
+    "external-via-relay": ["Flow 4", "Flow 3"],
+    "external-direct": ["Flow 2"],
+    "vpn-internal-via-relay": ["Flow 3", "Flow 4"],
+    "vpn-internal-direct": ["Flow 2"],
+    "vpn-external-direct": ["Flow 6"],
+    "pstn-trunk": ["Flow 4"],
+    "group-call": ["Flow 4", "Flow 3"],
+    "undetermined": [],
+}
+RELAY_PORTS = frozenset((3478, 3479, 3480, 3481))
+G711 = frozenset((0, 8))
+MIN_MEDIA_CALL = 10  # packets of media before media without ICE makes a call of its own
+
+
+@dataclass
+class Call:
+    call: int
+    sessions: list[int] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    selected: list[pd.Series] = field(default_factory=list)  # selected pair rows, one per session
+    media_ends: list[frozenset] = field(default_factory=list)  # endpoint pairs of media not tied to ICE
+    topology: str = "undetermined"
+    reason: str = ""
+    locations: dict[str, tuple[str, str]] = field(default_factory=dict)  # participant -> (location, rule)
+    path: str = ""
+    relayed: bool = False
+
+
+def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str]:
+    """Where a participant is, from its candidates [(address, type, seen)]. Addresses its checks were
+    seen coming from count first; an address only seen as a check's destination (a host candidate the
+    peer announced, maybe a home LAN) counts only when nothing better is known."""
+    rank = {"host": 0, "srflx": 1, "prflx": 2, "unknown": 3}
+    usable = [a for a in addresses if a[1] in rank]
+    sources = [a for a in usable if "check source" in a[2]]
+    for group in (sources, usable):
+        ordered = sorted(group, key=lambda a: rank[a[1]])
+        for addr, ctype, _ in ordered:
+            z = zm.zone(addr)
+            if z.zone == "vpn":
+                return "vpn", f"{addr} ({ctype}) is in a VPN pool: {z.rule}"
+            if z.role == "vpn-user":
+                return "vpn-user", f"{addr} ({ctype}): {z.rule}"
+        for addr, ctype, _ in ordered:
+            z = zm.zone(addr)
+            return z.zone, f"{addr} ({ctype}): {z.rule}"
+    return "unknown", "no candidate of this participant outside a relay"
+
+
+def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
+    sessions, pairs, cands = a.sessions, a.pairs, a.candidates
+    calls: list[Call] = []
+    by_processor: dict[str, Call] = {}
+    used_ends: set[frozenset] = set()
+    for s in sessions.itertuples(index=False):
+        sp = pairs[(pairs.session == s.session)]
+        sel = sp[sp.pair == s.selected_pair].iloc[0] if pd.notna(s.selected_pair) else None
+        for p in sp.itertuples(index=False):
+            used_ends.add(frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port)))))
+            if p.relayed and isinstance(p.wire, str):
+                w = p.wire.split(" -> ")
+                used_ends.add(frozenset(tuple(_ep(x) for x in w)))
+        processor = None
+        if sel is not None:
+            z = zm.zone(sel.remote_address)
+            if z.zone == "cloud" and z.role != "relay" and int(sel.remote_port) not in RELAY_PORTS:
+                processor = sel.remote_address
+        c = by_processor.get(processor) if processor else None
+        if c is None:
+            c = Call(len(calls))
+            calls.append(c)
+            if processor:
+                by_processor[processor] = c
+        c.sessions.append(int(s.session))
+        c.agents += [s.agent_a, s.agent_b]
+        if sel is not None:
+            c.selected.append(sel)
+    for p in paths:  # media with no ICE session: one call per pair of hosts
+        ends = frozenset(((p.src, p.sport), (p.dst, p.dport)))
+        wire = frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))
+        if ends in used_ends or wire in used_ends or not p.src or p.packets < MIN_MEDIA_CALL or {p.sport, p.dport} & {53}:
+            continue
+        hosts = frozenset((p.src, p.dst))
+        c = next((c for c in calls if not c.sessions and c.media_ends and
+                  frozenset(x for e in c.media_ends[0] for x in [e[0]]) == hosts), None)
+        if c is None:
+            c = Call(len(calls))
+            calls.append(c)
+        if ends not in c.media_ends:
+            c.media_ends.append(ends)
+    for c in calls:
+        _classify(c, a, zm, cands)
+    return calls
+
+
+def _ep(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def _payload_types(a, ends: list[frozenset]) -> set[int]:
+    if "streams" not in a.tables or not ends:
+        return set()
+    st = a.streams
+    out = set()
+    for r in st.itertuples(index=False):
+        if frozenset(((r.src, int(r.sport)), (r.dst, int(r.dport)))) in ends:
+            out.add(int(r.payload_type))
+    return out
+
+
+def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
+    if c.sessions:
+        clients = {(r.relayed_address, int(r.relayed_port)): r.client for r in a.allocations.itertuples(index=False)
+                   if isinstance(r.relayed_address, str)}
+        for agent in dict.fromkeys(c.agents):
+            own = cands[cands.agent == agent]
+            found = list(zip(own.address, own.type, own.seen, strict=True))
+            # a relay candidate's owner sits where its TURN client address is
+            found += [(clients[(r.address, int(r.port))], "host", "check source") for r in own.itertuples(index=False)
+                      if r.type == "relay" and (r.address, int(r.port)) in clients]
+            c.locations[agent] = locate(found, zm)
+        sel = c.selected[0] if c.selected else None
+        c.relayed = bool(sel is not None and sel.relayed)
+        c.path = "; ".join(a.sessions.set_index("session").loc[s].path for s in c.sessions
+                           if isinstance(a.sessions.set_index("session").loc[s].path, str))
+        ends = [frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))))
+                for p in c.selected]
+    else:
+        for host in {h for e in c.media_ends for h, _ in e}:
+            c.locations[host] = locate([(host, "host", "check source")], zm)
+        ends = c.media_ends
+        c.path = "; ".join(" <-> ".join(f"{h}:{p}" for h, p in sorted(e)) for e in c.media_ends)
+    locs = [v[0] for v in c.locations.values()]
+    why = "; ".join(f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
+    pts = _payload_types(a, ends)
+    if "cloud" in locs:
+        sbc = any(zm.zone(h).role == "sbc" for e in ends for h, _ in e)
+        if sbc or (pts and pts <= G711):
+            c.topology, c.reason = "pstn-trunk", f"one leg to a cloud media endpoint speaking G.711 (PT {sorted(pts)})"
+        else:
+            c.topology, c.reason = "group-call", f"{len(c.sessions) or 1} leg(s) to a cloud media processor"
+    elif any(x in ("vpn", "vpn-user") for x in locs):
+        others = [x for x in locs if x not in ("vpn", "vpn-user")]
+        if "customer" in others or locs.count("vpn") + locs.count("vpn-user") > 1 and not others:
+            c.topology = "vpn-internal-via-relay" if c.relayed else "vpn-internal-direct"
+        elif "internet" in others:
+            c.topology = "vpn-external-direct"
+        else:
+            c.topology = "undetermined"
+        c.reason = "a VPN user takes part"
+    elif locs and all(x == "customer" for x in locs) and len(locs) >= 2:
+        c.topology, c.reason = "intranet-direct", "both participants on the customer network"
+    elif "customer" in locs and "internet" in locs:
+        relay_tried = c.relayed if c.selected else _relay_pairs(a, c)  # the path taken decides, else attempts
+        c.topology = "external-via-relay" if relay_tried else "external-direct"
+        c.reason = "a customer user and an external user" + (", relayed" if relay_tried else ", direct")
+    else:
+        c.topology, c.reason = "undetermined", "the capture does not show where both participants are"
+    c.reason = f"{c.reason}. Participants: {why}"
+
+
+def _relay_pairs(a, c: Call) -> bool:
+    p = a.pairs
+    return bool(len(p[p.session.isin(c.sessions) & p.relayed]))
+
+
+def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for c in calls:
+        observed = _observed(c, flows)
+        rows.append({
+            "call": c.call, "topology": c.topology, "path": c.path, "expected": ", ".join(EXPECTED[c.topology]),
+            "observed": ", ".join(observed), "reason": c.reason, "relayed": c.relayed,
+            "sessions": ",".join(map(str, c.sessions)), "participants": ", ".join(
+                f"{k} ({v[0]})" for k, v in c.locations.items()),
+        })
+    cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _observed(c: Call, flows: pd.DataFrame) -> list[str]:
+    ends: set[frozenset] = set(c.media_ends)
+    for p in c.selected:
+        ends.add(frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port)))))
+        if p.relayed and isinstance(p.wire, str):
+            ends.add(frozenset(_ep(x) for x in p.wire.split(" -> ")))
+    labels = []
+    for f in flows.itertuples(index=False):
+        if frozenset(((f.src, int(f.sport)), (f.dst, int(f.dport)))) in ends and f.label not in labels:
+            labels.append(str(f.label))
+    return labels

@@ -1,0 +1,157 @@
+"""Per-flow running aggregates over the packet batches: who spoke first, how much, which protocols,
+VPN signatures, and the per-direction DSCP and TTL ranges (a middlebox rewrites them).
+
+One entry per bidirectional 5-tuple: memory follows the number of flows, not the capture's size.
+Per batch the work is numpy (unique flow keys, bincounts); Python touches each flow once per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..capture.addresses import addr_str
+from ..capture.decode import CLASS_NAMES, PROTO_TCP, PROTO_UDP, PacketBatch
+from ..capture.reader import flow_keys
+from ..dissect.vpn import VPN_KINDS, vpn_columns
+
+N_CLASSES = len(CLASS_NAMES)
+SYN = 0x02
+
+
+@dataclass
+class FlowAcc:
+    """Running state of one flow. `a` is the side that sent the first packet seen."""
+
+    file: int
+    a: tuple[str, int]
+    b: tuple[str, int]
+    proto: int
+    first_frame: int
+    first_ts: int
+    last_ts: int = 0
+    packets_ab: int = 0
+    packets_ba: int = 0
+    bytes_ab: int = 0
+    bytes_ba: int = 0
+    classes: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES, dtype=np.int64))
+    vpn: dict[str, int] = field(default_factory=dict)
+    syn_from_b: bool = False  # the SYN (not SYN-ACK) came from b: b initiated
+    dscp: dict[str, set] = field(default_factory=lambda: {"ab": set(), "ba": set()})
+    ttl: dict[str, list[int]] = field(default_factory=lambda: {"ab": [], "ba": []})  # [min, max]
+
+
+class FlowTable:
+    """Feed with `add(batch)`; `flows` holds a FlowAcc per flow key of each file."""
+
+    def __init__(self, file: int = 0) -> None:
+        self.file = file
+        self.flows: dict[int, FlowAcc] = {}
+
+    def add(self, b: PacketBatch) -> None:
+        ip = (b.ip_version > 0) & (b.sport >= 0)
+        idx = np.flatnonzero(ip)
+        if idx.size == 0:
+            return
+        keys = flow_keys(b)[idx]
+        uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+        g = len(uniq)
+        # direction of each packet relative to its flow's first packet in this batch
+        f_src = (b.src_hi[idx][first], b.src_lo[idx][first], b.sport[idx][first])
+        fwd = (b.src_hi[idx] == f_src[0][inv]) & (b.src_lo[idx] == f_src[1][inv]) & (b.sport[idx] == f_src[2][inv])
+        size = b.origlen[idx]
+        n_f = np.bincount(inv[fwd], minlength=g)
+        n_r = np.bincount(inv[~fwd], minlength=g)
+        by_f = np.bincount(inv[fwd], weights=size[fwd], minlength=g)
+        by_r = np.bincount(inv[~fwd], weights=size[~fwd], minlength=g)
+        cls = np.bincount(inv * N_CLASSES + b.cls[idx], minlength=g * N_CLASSES).reshape(g, N_CLASSES)
+        last = np.zeros(g, dtype=np.int64)
+        np.maximum.at(last, inv, b.ts_ns[idx])
+        proto = b.proto[idx]
+        vpn = vpn_columns(b.buf, b.payload_off[idx], b.payload_len[idx], proto, b.sport[idx], b.dport[idx])
+        has_vpn = vpn > 0
+        syn = (proto == PROTO_TCP) & ((b.tcp_flags[idx] & 0x12) == SYN)
+        ttl, dscp = b.ttl[idx], b.dscp[idx]
+        fr = b.frame[idx]
+        same_arr = np.ones(g, dtype=bool)
+        for j, k in enumerate(uniq.tolist()):
+            acc = self.flows.get(k)
+            i0 = int(first[j])
+            if acc is None:
+                acc = self.flows[k] = FlowAcc(
+                    self.file,
+                    (addr_str(b.src_hi[idx][i0], b.src_lo[idx][i0]), int(b.sport[idx][i0])),
+                    (addr_str(b.dst_hi[idx][i0], b.dst_lo[idx][i0]), int(b.dport[idx][i0])),
+                    int(proto[i0]), int(fr[i0]), int(b.ts_ns[idx][i0]),
+                )
+                same = True
+            else:  # is this batch's first packet in the flow's a->b direction?
+                same = addr_str(b.src_hi[idx][i0], b.src_lo[idx][i0]) == acc.a[0] and int(b.sport[idx][i0]) == acc.a[1]
+            same_arr[j] = same
+            nf, nr, bf, br = int(n_f[j]), int(n_r[j]), int(by_f[j]), int(by_r[j])
+            if not same:
+                nf, nr, bf, br = nr, nf, br, bf
+            acc.packets_ab += nf
+            acc.packets_ba += nr
+            acc.bytes_ab += bf
+            acc.bytes_ba += br
+            acc.classes += cls[j]
+            acc.last_ts = max(acc.last_ts, int(last[j]))
+        # the rarer per-packet facts: VPN kinds, SYNs, DSCP/TTL per direction (grouped, not per packet)
+        self._details(uniq, inv, fwd == same_arr[inv], has_vpn, vpn, syn, ttl, dscp, b, idx)
+
+    def _details(self, uniq, inv, ab, has_vpn, vpn, syn, ttl, dscp, b, idx) -> None:
+        """ab: per packet, True when it travels a -> b."""
+        if has_vpn.any():
+            pairs, counts = np.unique(np.stack([inv[has_vpn], vpn[has_vpn]], axis=1), axis=0, return_counts=True)
+            for (j, code), c in zip(pairs.tolist(), counts.tolist(), strict=True):
+                acc = self.flows[int(uniq[j])]
+                name = VPN_KINDS[code]
+                acc.vpn[name] = acc.vpn.get(name, 0) + c
+        if syn.any():
+            for i in np.flatnonzero(syn).tolist():
+                acc = self.flows[int(uniq[inv[i]])]
+                src = (addr_str(b.src_hi[idx][i], b.src_lo[idx][i]), int(b.sport[idx][i]))
+                acc.syn_from_b = src == acc.b
+        # DSCP values and TTL ranges per direction: unique (flow, direction, dscp, ttl)
+        code = (inv.astype(np.int64) << 17) | (ab.astype(np.int64) << 16) | (dscp.astype(np.int64) << 8) | ttl
+        for c in np.unique(code).tolist():
+            j, f, d, t = c >> 17, (c >> 16) & 1, (c >> 8) & 0xFF, c & 0xFF
+            acc = self.flows[int(uniq[j])]
+            d_name = "ab" if f else "ba"
+            acc.dscp[d_name].add(int(d))
+            rng = acc.ttl[d_name]
+            if not rng:
+                rng.extend([t, t])
+            else:
+                rng[0], rng[1] = min(rng[0], t), max(rng[1], t)
+
+    def rows(self) -> list[FlowAcc]:
+        return list(self.flows.values())
+
+
+def protocols(acc: FlowAcc) -> list[str]:
+    """What a flow carries, by its confirmed first-byte classes, ports and VPN signatures."""
+    out = []
+    c = dict(zip(CLASS_NAMES, acc.classes.tolist(), strict=True))
+    ports = {acc.a[1], acc.b[1]}
+    if acc.vpn:
+        out += sorted({k.split("-")[0] if k.startswith(("wireguard", "nat-t")) else k for k in acc.vpn})
+    if acc.proto == PROTO_UDP and 53 in ports or acc.proto == PROTO_TCP and 53 in ports:
+        out.append("dns")
+    if acc.proto == PROTO_TCP and ports & {443, 5349} and c["dtls"] and not c["stun"]:
+        out.append("tls")
+    if c["stun"] and not acc.vpn:
+        out.append("stun")
+    if c["turn-channel"]:
+        out.append("turn-channel")
+    udp = acc.proto == PROTO_UDP and not acc.vpn
+    if c["dtls"] and udp:
+        out.append("dtls")
+    if c["rtp"] >= 5 and udp and 53 not in ports:  # a few stray first bytes do not make a media flow
+        out.append("rtp")
+    if c["rtcp"] and udp and c["rtp"] >= 5:
+        out.append("rtcp")
+    return out or ["other"]
