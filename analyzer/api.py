@@ -175,7 +175,7 @@ def _zones(a: Analysis):
 def _flows(a: Analysis) -> pd.DataFrame:
     from .topology.labels import build_flows
 
-    return build_flows([f for t in a.flow_tables for f in t.rows()], _zones(a), a.stun, a.paths.paths())
+    return build_flows([f for t in a.flow_tables for f in t.rows()], _zones(a), a.stun, a.paths.paths(), a.dtls)
 
 
 @_table("streams")

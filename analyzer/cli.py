@@ -106,5 +106,84 @@ def ice(captures: tuple[str, ...], as_json: bool, network: str | None, progress:
     print_ice(a)
 
 
+@main.command(name="analyze")
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print the ICE, flow and stream tables.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write every table as JSON to this file.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the HTML report to this file.")
+@click.option("--parquet", "parquet_dir", type=click.Path(file_okay=False), help="Write every table as Parquet here.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, json_out: str | None,
+                html_out: str | None, parquet_dir: str | None, progress: bool) -> None:
+    """Explain the call: topology, path and findings per call (the captures of one call, taken at several
+    points, are analysed together). Findings are results: the exit status is 0 unless a file is unreadable."""
+    from .api import analyze
+    from .report.console import print_verdict
+
+    with _Progress(progress) as bar:
+        try:
+            a = analyze(list(captures), network=network, progress=bar.file)
+        except CaptureError as e:
+            _fail(e)
+    print_verdict(a, verbose=verbose)
+    if json_out:
+        a.to_json(json_out)
+    if html_out:
+        a.to_html(html_out)
+    if parquet_dir:
+        a.to_parquet(parquet_dir)
+
+
+PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults
+# (the service's published media ranges are cloud; private and CGNAT ranges are customer network)
+# unless replace_defaults = true stands in that section. Where zones overlap, the most specific wins:
+# vpn pools, customer, cloud, internet.
+
+[customer]
+networks = ["10.1.0.0/16"]        # internal prefixes
+egress = ["198.51.100.2"]         # the customer's NAT public addresses
+# replace_defaults = true         # then only the prefixes above are customer network
+
+[vpn]
+pools = ["10.8.0.0/24"]           # addresses handed to VPN clients
+concentrators = ["198.51.100.3"]  # VPN head-ends
+
+[cloud]
+relays = ["192.0.2.10"]           # TURN relays (also learned from Allocate responses)
+media = ["192.0.2.20"]            # media processors (group calls, PSTN media)
+ranges = ["192.0.2.0/24"]         # anything else of the service
+
+[pstn]
+sbc = ["192.0.2.30"]
+
+[capture]
+point = "10.1.0.11"               # the host the capture was taken on, if known
+"""
+
+
+@main.command()
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Write a commented example profile here.")
+@click.argument("profile", required=False, type=click.Path(exists=True, dir_okay=False))
+def profile(init_path: str | None, profile: str | None) -> None:
+    """Write an example network profile (--init FILE), or show how a profile classifies addresses."""
+    if init_path:
+        with open(init_path, "x") as f:
+            f.write(PROFILE_EXAMPLE)
+        click.echo(f"wrote {init_path}")
+        return
+    from .topology.profile import NetworkProfile
+
+    try:
+        p = NetworkProfile.load(profile)
+    except (OSError, ValueError) as e:
+        click.echo(f"callflow: error: {profile}: {e}", err=True)
+        sys.exit(2)
+    for name in ("customer", "egress", "vpn_pools", "concentrators", "cloud", "relays", "media", "sbc"):
+        nets = getattr(p, name)
+        click.echo(f"{name:14} {', '.join(map(str, nets)) or '-'}")
+    click.echo(f"{'capture point':14} {p.capture_point or '-'}")
+
+
 if __name__ == "__main__":
     main()

@@ -90,6 +90,7 @@ class Roles:
     def __init__(self, a) -> None:
         self.profile = a.profile
         self.roles: dict[str, str] = {}
+        self.servers: set[tuple[str, int]] = set()
         self.ctype: dict[tuple[str, int], str] = {}
         cands = table(a, "candidates")
         if cands is not None:
@@ -101,15 +102,27 @@ class Roles:
             for col, role in (("client", "client"), ("relayed_address", "relay"), ("server", "TURN server")):
                 for v in allocs[col].dropna():
                     self.roles[str(v)] = role
+            self.servers = {(str(h), int(p)) for h, p in zip(allocs["server"], allocs["server_port"], strict=True)
+                            if not pd.isna(h) and not pd.isna(p)}
+        self.types: dict[str, set[str]] = {}
+        for (addr, _), t in self.ctype.items():
+            self.types.setdefault(addr, set()).add(t)
+        self.zones: dict[str, str] = {}
+        flows = table(a, "flows")
+        if flows is not None and len(flows) and "src_zone" in flows:
+            for side in ("src", "dst"):
+                for addr, z in zip(flows[side].astype(str), flows[f"{side}_zone"].astype(str), strict=True):
+                    self.zones.setdefault(addr, z)
 
     def zone(self, address: str) -> str:
-        return self.profile.zone(str(address)).zone
+        """The zone the topology stage gave the address (flows table), else the network profile's."""
+        return self.zones.get(str(address)) or self.profile.zone(str(address)).zone
 
     def role(self, address: str) -> str:
         r = self.roles.get(str(address))
         if r:
             return r
-        types = {t for (a, _), t in self.ctype.items() if a == address}
+        types = self.types.get(str(address))
         return "/".join(sorted(types)) if types else "peer"
 
     def kind(self, address: str, port: int | None) -> str:

@@ -167,3 +167,52 @@ def print_ice(a, out: Console | None = None) -> None:
             ],
             out,
         )
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
+    """The answer first: per call its topology, path and findings; tables only when asked (-v)."""
+    out = out or console()
+    calls, findings = a.calls, a.findings
+    for s in a.captures:
+        out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
+                  + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
+    if not len(calls):
+        out.print("No call found: no ICE checks, TURN allocations or RTP media in this capture.")
+    for c in calls.itertuples(index=False):
+        out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
+        if c.path:
+            out.print(f"  path      {_esc(c.path)}")
+        out.print(f"  expected  {c.expected or '-'}; observed {c.observed or '-'}")
+        out.print(f"  why       {_esc(c.reason)}")
+        mine = findings[findings.call == c.call]
+        for f in mine.itertuples(index=False):
+            _finding(out, f)
+        if not len(mine):
+            out.print("  [green]no findings[/green]")
+    general = findings[findings.call.isna()]
+    if len(general):
+        out.print("\n[bold]Capture-wide findings[/bold]")
+        for f in general.itertuples(index=False):
+            _finding(out, f)
+    if verbose:
+        out.print()
+        print_ice(a, out)
+        _table("Flows", a.flows, ["src", "sport", "dst", "dport", "transport", "src_zone", "dst_zone", "label",
+                                  "media", "protocols", "packets"], out)
+        if "streams" in a.tables and len(a.streams):
+            cols = [c for c in ("ssrc", "src", "sport", "dst", "dport", "relayed", "payload_type", "kind", "packets",
+                                "lost", "loss_pct", "jitter_ms_max") if c in a.streams.columns]
+            _table("Media streams", a.streams, cols, out)
+
+
+def _finding(out: Console, f) -> None:
+    style = SEVERITY_STYLE.get(f.severity, "")
+    frames = f.frames if isinstance(f.frames, list) else []
+    where = f" (frames {', '.join(map(str, frames[:8]))}{'...' if len(frames) > 8 else ''})" if frames else ""
+    out.print(f"  [{style}]{f.severity.upper():7}[/{style}] {f.code}: {_esc(f.title)}{where}")
+    out.print(f"          {_esc(f.explanation)}")
+    out.print(f"          evidence: {_esc(str(f.evidence))}")
+    out.print(f"          do: {_esc(f.action)}")

@@ -56,8 +56,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
         relay_ok = sp[sp.relayed & (sp.state == "succeeded")]
         if len(direct) and not (direct.state == "succeeded").any() and len(relay_ok):
             remote_direct = direct[~direct.agent.isin(_capture_agents(a, zm))]
-            what = ("UDP between the sites: direct checks went unanswered" if len(remote_direct)
-                    else "inbound UDP at the NAT or firewall: the peer's direct checks never arrived")
+            what = ("the peer's direct checks arrived but ours got no answer: inbound UDP is dropped on the "
+                    "peer's side (its NAT or firewall)" if len(remote_direct) else
+                    "UDP between the two sites: no direct check was answered and none of the peer's arrived")
             out.append(Finding(c.call, "direct-path-blocked", "warning", "Direct path blocked; media relayed",
                                f"{PRINCIPLES['direct']} Blocked: {what}.",
                                f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: "
@@ -212,16 +213,18 @@ def _middlebox(a) -> list[Finding]:
     f = a.flows
     media = f[f.media & ~f.relayed]
     for r in media.itertuples(index=False):
-        for d in ("ttl_fwd", "ttl_rev"):
+        changed = []
+        for d, name in (("ttl_fwd", "sender to receiver"), ("ttl_rev", "receiver to sender")):
             v = getattr(r, d)
             if isinstance(v, str) and "-" in v:
                 lo, hi = map(int, v.split("-"))
                 if hi - lo >= 2:
-                    out.append(Finding(None, "unsupported-middlebox", "warning",
-                                       "TTL changes in the middle of a media flow", PRINCIPLES["vpn"],
-                                       f"{r.src}:{r.sport} <-> {r.dst}:{r.dport} {d} {v}",
-                                       "Look for a device that re-routes or proxies media on this path.",
-                                       [int(r.first_frame)]))
+                    changed.append(f"TTL {v} {name}")
+        if changed:
+            out.append(Finding(None, "unsupported-middlebox", "warning", "TTL changes in the middle of a media flow",
+                               PRINCIPLES["vpn"], f"{r.src}:{r.sport} <-> {r.dst}:{r.dport}: {'; '.join(changed)}",
+                               "Look for a device that re-routes or proxies media on this path.",
+                               [int(r.first_frame)]))
     if len(a.files) > 1:
         seen: dict[tuple, set] = {}
         for r in media.itertuples(index=False):

@@ -132,8 +132,9 @@ class FlowTable:
         return list(self.flows.values())
 
 
-def protocols(acc: FlowAcc) -> list[str]:
-    """What a flow carries, by its confirmed first-byte classes, ports and VPN signatures."""
+def protocols(acc: FlowAcc, dissected: set[str] | None = None) -> list[str]:
+    """What a flow carries: VPN signatures, well-known ports, and the protocols the dissectors confirmed
+    on it (`dissected`: 'stun', 'dtls', 'turn-channel'); without that set, first-byte classes."""
     out = []
     c = dict(zip(CLASS_NAMES, acc.classes.tolist(), strict=True))
     ports = {acc.a[1], acc.b[1]}
@@ -141,15 +142,15 @@ def protocols(acc: FlowAcc) -> list[str]:
         out += sorted({k.split("-")[0] if k.startswith(("wireguard", "nat-t")) else k for k in acc.vpn})
     if acc.proto == PROTO_UDP and 53 in ports or acc.proto == PROTO_TCP and 53 in ports:
         out.append("dns")
-    if acc.proto == PROTO_TCP and ports & {443, 5349} and c["dtls"] and not c["stun"]:
+    if acc.proto == PROTO_TCP and ports & {443, 5349} and c["dtls"] and not (dissected or set()) & {"stun"}:
         out.append("tls")
-    if c["stun"] and not acc.vpn:
-        out.append("stun")
-    if c["turn-channel"]:
-        out.append("turn-channel")
     udp = acc.proto == PROTO_UDP and not acc.vpn
-    if c["dtls"] and udp:
-        out.append("dtls")
+    if dissected is not None:
+        out += [p for p in ("stun", "turn-channel", "dtls") if p in dissected]
+    else:
+        out += [p for p in ("stun", "turn-channel") if c[p] and not acc.vpn]
+        if c["dtls"] and udp:
+            out.append("dtls")
     if c["rtp"] >= 5 and udp and 53 not in ports:  # a few stray first bytes do not make a media flow
         out.append("rtp")
     if c["rtcp"] and udp and c["rtp"] >= 5:

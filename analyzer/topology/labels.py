@@ -16,6 +16,7 @@ COLUMNS = [
     "packets_rev", "first_frame", "first_ts", "last_ts", "relayed", "outer", "vpn", "dscp_fwd", "dscp_rev",
     "ttl_fwd", "ttl_rev",
 ]
+MIN_MEDIA_PACKETS = 5
 TRANSPORT = {PROTO_UDP: "udp", PROTO_TCP: "tcp", 1: "icmp", 58: "icmpv6", 50: "esp", 51: "ah"}
 
 
@@ -23,14 +24,32 @@ def _ts(ns: int | None):
     return pd.Timestamp(ns, unit="ns", tz="UTC") if ns else pd.NaT
 
 
-def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: list[MediaPath]) -> pd.DataFrame:
+def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: list[MediaPath],
+                dtls: pd.DataFrame | None = None) -> pd.DataFrame:
     first_request: dict[frozenset, tuple[str, int]] = {}
+    dissected: dict[frozenset, set[str]] = {}
+    for df, name in ((stun, "stun"), (dtls, "dtls")):
+        if df is None or not len(df):
+            continue
+        outer = df[~df.relayed]
+        for ends in set(zip(outer.src, outer.sport, outer.dst, outer.dport, strict=True)):
+            dissected.setdefault(frozenset(((ends[0], int(ends[1])), (ends[2], int(ends[3])))), set()).add(name)
+        inner = df[df.relayed & df.outer_src.notna()]
+        for ends in set(zip(inner.outer_src, inner.outer_sport, inner.outer_dst, inner.outer_dport, strict=True)):
+            key = frozenset(((ends[0], int(ends[1])), (ends[2], int(ends[3]))))
+            dissected.setdefault(key, set()).add("turn-channel" if name == "stun" else name)
+    for p in paths:
+        if p.relayed and p.channel > 0:
+            key = frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))
+            dissected.setdefault(key, set()).add("turn-channel")
     if len(stun):
         req = stun[(stun.cls == "request") & ~stun.relayed].sort_values(["file", "frame"])
         for r in req.itertuples(index=False):
             key = frozenset(((r.src, int(r.sport)), (r.dst, int(r.dport))))
             first_request.setdefault(key, (r.src, int(r.sport)))
-    media_wire = {frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport))) for p in paths}
+    # RTP-looking packets become media only in numbers: a DNS answer can start like RTP
+    media_wire = {frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport))) for p in paths
+                  if p.packets >= MIN_MEDIA_PACKETS}
     rows = []
     for f in accs:
         a, b = f.a, f.b
@@ -51,7 +70,7 @@ def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: lis
             label, reason = "other", f"VPN tunnel ({', '.join(sorted(f.vpn))}): carries the VPN user's traffic"
         n = {"ab": f.packets_ab, "ba": f.packets_ba}
         by = {"ab": f.bytes_ab, "ba": f.bytes_ba}
-        protos = protocols(f)
+        protos = protocols(f, dissected.get(ends, set()))
         rows.append({
             "file": f.file, "src": a[0], "sport": a[1], "dst": b[0], "dport": b[1],
             "transport": TRANSPORT.get(f.proto, str(f.proto)), "initiator": a[0], "initiator_rule": rule,

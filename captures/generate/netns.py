@@ -84,7 +84,7 @@ class Lab:
             self.run(ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{ifname}.disable_ipv6=1")
 
     def bridge(self, ns: str, name: str) -> None:
-        self.batch(ns, [f"link add {name} type bridge", f"link set {name} up"])
+        self.batch(ns, [f"link add name {name} type bridge", f"link set dev {name} up"])
         self.run(ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1")
 
     def iptables(self, ns: str, rules: list[str]) -> None:

@@ -59,12 +59,12 @@ def setup(w: World, mode: str) -> dict[str, str]:
     _start(lab, cust, server_if)
     _set(lab, cust, server_if, s_priv,
          ["listen-port", str(WG_PORT), "peer", c_pub, "allowed-ips", f"{VPN_CLIENT_TUNNEL}/32"])
-    lab.batch(cust, [f"addr add {VPN_SERVER_TUNNEL}/24 dev {server_if}", f"link set {server_if} up"])
+    lab.batch(cust, [f"addr add {VPN_SERVER_TUNNEL}/24 dev {server_if}", f"link set dev {server_if} up"])
     _start(lab, v, client_if)
     allowed = "0.0.0.0/0" if mode == "full" else f"{CUSTOMER_NET},{VPN_POOL}"
     _set(lab, v, client_if, c_priv, ["peer", s_pub, "endpoint", f"{VPN_HEADEND}:{WG_PORT}", "allowed-ips", allowed,
                                      "persistent-keepalive", str(KEEPALIVE_S)])
-    routes = [f"addr add {VPN_CLIENT_TUNNEL}/32 dev {client_if}", f"link set {client_if} up"]
+    routes = [f"addr add {VPN_CLIENT_TUNNEL}/32 dev {client_if}", f"link set dev {client_if} up"]
     if mode == "full":
         routes += [f"route add {VPN_HEADEND}/32 via 192.168.2.1 dev eth0", f"route replace default dev {client_if}"]
     else:

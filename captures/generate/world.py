@@ -78,7 +78,7 @@ def build(lab: Lab, hosts: set[str], *, edge: list[str] | None = None) -> World:
     """Namespaces and links for `hosts` (and the sites they sit behind), NATs and firewalls configured."""
     w = World(lab)
     inet = w.ns["inet"] = lab.ns("inet")
-    lab.bridge(inet, "br")
+    lab.bridge(inet, "inetbr")
     sites = {HOSTS[h][0] for h in hosts if HOSTS[h][0]}
     for s in sorted(sites):
         _site(w, SITES[s])
@@ -90,8 +90,8 @@ def build(lab: Lab, hosts: set[str], *, edge: list[str] | None = None) -> World:
         else:
             gw = w.ns[site]
             lab.veth(ns, "eth0", gw, f"l-{h}")
-            lab.batch(gw, [f"link set l-{h} master lan", f"link set l-{h} up"])
-            lab.batch(ns, [f"addr add {addr}/{SITES[site].lan_prefix} dev eth0", "link set eth0 up",
+            lab.batch(gw, [f"link set dev l-{h} master lan", f"link set dev l-{h} up"])
+            lab.batch(ns, [f"addr add {addr}/{SITES[site].lan_prefix} dev eth0", "link set dev eth0 up",
                            f"route add default via {SITES[site].lan_gateway}"])
     if edge:
         w.edge_rules = [r for name in edge for r in EDGE_RULES[name]]
@@ -103,8 +103,8 @@ def _public(w: World, ns: str, name: str, addrs: list[str]) -> None:
     """A host on the flat internet segment: /32 addresses, everything on-link."""
     w.lab.veth(ns, "out" if name in SITES else "eth0", w.ns["inet"], f"p-{name}")
     dev = "out" if name in SITES else "eth0"
-    w.lab.batch(w.ns["inet"], [f"link set p-{name} master br", f"link set p-{name} up"])
-    w.lab.batch(ns, [*(f"addr add {a}/32 dev {dev}" for a in addrs), f"link set {dev} up",
+    w.lab.batch(w.ns["inet"], [f"link set dev p-{name} master inetbr", f"link set dev p-{name} up"])
+    w.lab.batch(ns, [*(f"addr add {a}/32 dev {dev}" for a in addrs), f"link set dev {dev} up",
                      f"route add default dev {dev}"])
 
 

@@ -1,0 +1,107 @@
+"""Streams against Wireshark: packets, lost and max jitter per SSRC agree with `tshark -q -z rtp,streams`
+(RTP heuristics on, so RTP on any port and inside STUN Data indications is found) within 1 %.
+
+Where the numbers cannot be compared the specification says why, and the test checks what can be:
+- tshark computes jitter only when it knows the clock rate: static payload types (RFC 3551) or a
+  dynamic one named in SDP. For a dynamic payload type without SDP it prints 0. There the oracle is
+  RFC 3550 A.8 applied one packet at a time to tshark's own per-packet fields (arrival time, RTP
+  timestamp) with the clock rate we inferred, which must also be the one the timestamps imply.
+- tshark lists a relayed stream under the wire 5-tuple (client <-> relay); we key it by the inner one
+  and keep the wire one beside it: the comparison goes by SSRC.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from analyzer import analyze
+from tests.conftest import need_tshark, public_capture, tshark_fields
+
+CAPTURES = [
+    "SIPp_sipp/g711a.pcap",
+    "membraneframework_membrane_rtp_plugin/demo_rtp.pcap",
+    "membraneframework_membrane_rtp_plugin/srtp.pcap",
+    "ntop_nDPI/stun.pcap",
+    "ntop_nDPI/stun_dtls_rtp.pcapng",
+    "ntop_nDPI/sip.pcap",
+]
+HEUR = ["-o", "rtp.heuristic_rtp:TRUE"]
+
+
+def tshark_streams(path) -> dict[int, dict]:
+    """SSRC -> packets, lost, max jitter (ms), payload name, from `tshark -z rtp,streams`."""
+    exe = need_tshark()
+    out = subprocess.run([exe, "-n", "-q", "-r", str(path), *HEUR, "-z", "rtp,streams"], capture_output=True,
+                         text=True, check=True).stdout
+    got = {}
+    for line in out.splitlines():
+        tok = line.split()
+        if len(tok) < 17 or not tok[6].startswith("0x"):
+            continue
+        got[int(tok[6], 16)] = {"packets": int(tok[8]), "lost": int(tok[9]), "payload": tok[7],
+                                "jitter_max": float(tok[16])}
+    return got
+
+
+def a8_from_tshark(path, ssrc: int, rate: int) -> float:
+    """Max of RFC 3550 A.8 jitter (ms) over tshark's per-packet arrival times and RTP timestamps."""
+    rows = tshark_fields(path, ["frame.time_epoch", "rtp.timestamp"], display_filter=f"rtp.ssrc == {ssrc:#x}",
+                         extra=HEUR)
+    j, jmax, prev = 0.0, 0.0, None
+    for t, ts in rows:
+        cur = (float(t), int(ts))
+        if prev is not None:
+            dts = ((cur[1] - prev[1] + (1 << 31)) % (1 << 32)) - (1 << 31)
+            d = (cur[0] - prev[0]) * rate - dts
+            j += (abs(d) - j) / 16
+            jmax = max(jmax, j)
+        prev = cur
+    return jmax / rate * 1000.0
+
+
+@pytest.mark.parametrize("rel", CAPTURES)
+def test_packets_lost_and_jitter_match_tshark(rel):
+    path = public_capture(rel)
+    ref = tshark_streams(path)
+    ours = analyze(path).streams
+    assert len(ref) > 0 and set(ours.ssrc) == set(ref)
+    for ssrc, t in ref.items():
+        rows = ours[ours.ssrc == ssrc]
+        packets, lost = int(rows.packets.sum()), int(rows.lost.sum())
+        assert packets == pytest.approx(t["packets"], rel=0.01), hex(ssrc)
+        assert lost == pytest.approx(t["lost"], abs=max(1, 0.01 * t["packets"])), hex(ssrc)
+        s = rows.iloc[0]
+        if not t["payload"].startswith("RTPType-"):  # tshark knew the clock rate
+            assert s.jitter_ms_max == pytest.approx(t["jitter_max"], rel=0.01, abs=0.002), hex(ssrc)
+        else:
+            assert t["jitter_max"] == 0.0  # no clock rate, no jitter in tshark
+            assert s.jitter_ms_max == pytest.approx(a8_from_tshark(path, ssrc, int(s.clock_rate)), rel=0.01,
+                                                    abs=0.002), hex(ssrc)
+
+
+def test_static_payload_types_give_the_numbers_printed_by_tshark():
+    """The G.711 call of SIPp, to the digits tshark prints: 236 packets, 0 lost, max jitter 0.829 ms."""
+    s = analyze(public_capture("SIPp_sipp/g711a.pcap")).streams.iloc[0]
+    assert (s.ssrc, s.packets, s.lost, s.payload_type, s.clock_rate) == (0xDEE0EE8F, 236, 0, 8, 8000)
+    assert round(s.jitter_ms_max, 3) == 0.829 and s.kind == "audio" and not s.srtp
+
+
+def test_relayed_rtp_in_data_indications_matches_tshark_by_ssrc():
+    path = public_capture("ntop_nDPI/stun_dtls_rtp.pcapng")
+    s = analyze(path).streams.set_index("ssrc")
+    r = s.loc[0x321D28BB]
+    assert bool(r.relayed) and r.channel == -1 and r.packets == 9
+    assert (r.wire_src, r.wire_sport, r.wire_dst, r.wire_dport) == ("142.250.82.249", 3478, "192.168.12.182", 50221)
+    assert (r.src, r.sport, r.dst, r.dport) == ("10.13.0.50", 1259, "10.13.0.62", 15530)
+    assert r.srtp and r.srtp_profile == "SRTP_AES128_CM_HMAC_SHA1_80"
+    direct = s.loc[0x6D1C3CFA]
+    assert direct.clock_rate == 48000 and direct.kind == "audio" and direct.srtp_profile == "SRTP_AEAD_AES_256_GCM"
+
+
+def test_dynamic_clock_rates_fit_the_timestamps():
+    s = analyze(public_capture("membraneframework_membrane_rtp_plugin/demo_rtp.pcap")).streams.set_index("ssrc")
+    v = s.loc[0x27F8205F]
+    assert v.clock_rate == 90000 and v.kind == "video" and bool(v.clock_rate_fit)
+    assert v.frames == v.markers and v.frames > 0

@@ -1,0 +1,77 @@
+"""The E-model estimate (ITU-T G.107, simplified) and the Call Quality Dashboard thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analyzer.media import quality as Q
+from tests.media.test_streams import T0, measure, one, pcmu, rows_for
+
+
+def test_r_to_mos_follows_g107_annex_b():
+    assert Q.r_to_mos(-5) == 1.0 and Q.r_to_mos(120) == 4.5
+    assert Q.r_to_mos(93.2) == pytest.approx(4.409, abs=5e-4)  # the best narrowband R gives MOS 4.41
+    assert Q.r_to_mos(50) == pytest.approx(1 + 0.035 * 50 + 50 * (-10) * 50 * 7e-6)
+    mos = [Q.r_to_mos(r) for r in range(0, 101)]
+    assert all(a <= b for a, b in zip(mos, mos[1:], strict=False))
+
+
+def test_effective_equipment_impairment_per_codec():
+    g711 = Q.CODECS["G711"]
+    assert Q.ie_eff(g711, 0.0) == 0.0
+    assert Q.ie_eff(g711, 1.0) == pytest.approx(95 * 1 / (1 + 25.1))
+    assert Q.ie_eff(g711, 10.0) == pytest.approx(95 * 10 / (10 + 25.1))
+    assert Q.ie_eff(Q.CODECS["G711-noplc"], 1.0) == pytest.approx(95 / 5.3)  # Bpl 4.3 without concealment
+    g729 = Q.CODECS["G729"]
+    assert Q.ie_eff(g729, 2.0) == pytest.approx(11 + 84 * 2 / (2 + 19.0))
+    assert Q.ie_eff(g711, 100.0) < 95  # bounded by 95
+
+
+def test_delay_impairment():
+    assert Q.idd(0) == 0 and Q.idd(100) == 0
+    x = 1.0  # Ta = 200 ms
+    assert Q.idd(200) == pytest.approx(25 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2))
+    vals = [Q.idd(t) for t in range(100, 800, 50)]
+    assert all(a < b for a, b in zip(vals, vals[1:], strict=False))
+    assert 20 < Q.idd(400) < 30
+
+
+def test_score_adds_buffer_packetisation_and_half_the_rtt():
+    clean = Q.score(0.0, 0.0, None, 20.0, Q.CODECS["G711"])
+    assert clean.one_way_delay_ms == 40.0 and clean.r_factor == pytest.approx(93.2) and clean.id == 0
+    assert clean.delay_source.startswith("no rtt")
+    bad = Q.score(5.0, 30.0, 400.0, 20.0, Q.CODECS["opus"])
+    ta = 200 + 60 + 20 + 6.5
+    assert bad.one_way_delay_ms == pytest.approx(ta)
+    assert bad.r_factor == pytest.approx(93.2 - Q.idd(ta) - 95 * 5 / (5 + 25.1))
+    assert bad.mos == pytest.approx(Q.r_to_mos(bad.r_factor)) and bad.mos < clean.mos
+
+
+def test_codec_choice():
+    assert Q.codec_for(0, 8000).name == "G.711" and Q.codec_for(8, 8000).name == "G.711"
+    assert Q.codec_for(18, 8000).name == "G.729"
+    assert Q.codec_for(111, 48000).name.startswith("Opus")
+    assert Q.codec_for(104, 16000).name == "G.711"  # unknown: the documented default
+
+
+def test_thresholds_are_strict_and_need_500_packets():
+    t = Q.thresholds(10.0, 30.0, 500.0, 10_000)
+    assert not any(t.values())
+    t = Q.thresholds(10.01, 30.01, 500.1, 10_000)
+    assert t == {"poor_loss": True, "poor_jitter": True, "poor_rtt": True, "poor": True}
+    assert Q.thresholds(50.0, None, None, 500)["poor"] is False  # CQD ignores streams of <= 500 packets
+    assert Q.thresholds(None, None, None, 10_000) == {"poor_loss": False, "poor_jitter": False, "poor_rtt": False,
+                                                      "poor": False}
+
+
+def test_stream_with_heavy_loss_is_poor_and_scores_low():
+    order = [k for k in range(1000) if k % 8]  # 12.5 % lost
+    s = one(measure(rows_for(pcmu(order))))
+    assert s["loss_pct"] == pytest.approx(12.5)
+    assert s["poor_loss"] and s["poor"] and not s["poor_jitter"] and not s["poor_rtt"]
+    assert s["mos_codec"] == "G.711"
+    assert s["r_factor"] == pytest.approx(93.2 - 95 * 12.5 / (12.5 + 25.1))
+    assert 2.5 < s["mos"] < 3.5
+    assert not math.isnan(s["mos"]) and T0 > 0
