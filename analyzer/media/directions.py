@@ -62,7 +62,8 @@ def _merge(iv: list[Interval]) -> list[Interval]:
 def _activity(rows: list[dict]) -> list[Interval]:
     iv = []
     for r in rows:
-        cuts = sorted((g["start_ts_ns"], g["end_ts_ns"]) for g in r["gaps"] if g["end_ts_ns"] - g["start_ts_ns"] > SILENCE_NS)
+        cuts = sorted((g["start_ts_ns"], g["end_ts_ns"]) for g in r["gaps"]
+                      if g["end_ts_ns"] - g["start_ts_ns"] > SILENCE_NS)
         t = r["first_ts_ns"]
         for a, b in cuts:
             iv.append((t, a))

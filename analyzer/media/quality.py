@@ -14,7 +14,8 @@ R0 - Is = 93.2; A = 0 (no advantage factor). Two terms depend on the network:
   + jitter buffer (JITTER_BUFFER_FACTOR x mean interarrival jitter, at least JITTER_BUFFER_MIN_MS)
   + packetisation time + codec look-ahead.
 
-MOS from R (G.107 Annex B): 1 for R < 0, 4.5 for R > 100, else 1 + 0.035 R + R (R - 60) (100 - R) 7e-6.
+MOS from R (G.107 Annex B): 1 for R < 0, 4.5 for R > 100, else 1 + 0.035 R + R (R - 60) (100 - R) 7e-6,
+kept at 1 or more (the polynomial dips to 0.99 for R below about 6.5).
 
 Codec parameters (narrowband scale): ITU-T G.113 Appendix I: G.711 Ie 0 with Bpl 4.3 without packet
 loss concealment and 25.1 with it (every current endpoint conceals, so 25.1 is used); G.729(A) Ie 11,
@@ -88,7 +89,7 @@ def r_to_mos(r: float) -> float:
         return 1.0
     if r > 100:
         return 4.5
-    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    return max(1.0, 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6)
 
 
 class Score(NamedTuple):

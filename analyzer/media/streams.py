@@ -107,7 +107,8 @@ class MediaStage:
     def _stream_ids(self, mb: MediaBatch, idx) -> tuple[np.ndarray, list[int]]:
         """Stream id per row: a 64-bit hash of the stream key, each distinct hash looked up once."""
         with np.errstate(over="ignore"):
-            h = _fold(mb.ssrc[idx].astype(np.uint64) | (mb.channel[idx].astype(np.uint64) << np.uint64(32)), mb.src_lo[idx])
+            sc = mb.ssrc[idx].astype(np.uint64) | (mb.channel[idx].astype(np.uint64) << np.uint64(32))
+            h = _fold(sc, mb.src_lo[idx])
             for c in (mb.src_hi, mb.dst_hi, mb.dst_lo):
                 h = _fold(h, c[idx])
             ports = (mb.sport[idx].astype(np.uint64) << np.uint64(16)) | mb.dport[idx].astype(np.uint64)

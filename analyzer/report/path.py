@@ -133,7 +133,8 @@ def call_paths(a) -> list[CallPath]:
                 links += [Link(x.a + base, x.b + base, *x[2:5], selected) for x in lk]
                 tried |= not selected
         f = _findings_of(findings, call, hops)
-        note = "no candidate pair" if not hops else "no pair selected: the pair ICE tried first" if tried else ""
+        note = ("no candidate pair" + (f": {path_text}" if path_text else "") if not hops
+                else "no pair selected: the pair ICE tried first" if tried else "")
         out.append(CallPath(title, hops, links, note, f))
     return out
 

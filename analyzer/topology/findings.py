@@ -199,13 +199,37 @@ def _dtls_failed(a) -> list[Finding]:
 
 
 def _one_way(a, calls: list[Call]) -> list[Finding]:
-    if "media_directions" in a.tables:
-        md = a.media_directions
-        one = md[md.get("one_way", pd.Series(False, index=md.index)).astype(bool)] if "one_way" in md else md.iloc[0:0]
-        return [Finding(None, "one-way-media", "error", "One-way media",
-                        "Both directions of a call must carry media.", str(r._asdict())[:400],
-                        "Look for a firewall or NAT that drops one direction.", []) for r in one.itertuples()]
-    return []
+    """From the media stage's per-direction view: a direction silent for more than 2 s while the other
+    direction flows. Attached to the call whose endpoints it joins."""
+    if "media_directions" not in a.tables:
+        return []
+    md = a.media_directions
+    if "one_way" not in md.columns:
+        return []
+    out = []
+    for r in md[md.one_way.fillna(False).astype(bool)].itertuples(index=False):
+        ends = {(r.sender, int(r.sender_port)), (r.receiver, int(r.receiver_port))}
+        call = next((c.call for c in calls if _joins(c, ends)), None)
+        out.append(Finding(call, "one-way-media", "error", "One-way media",
+                           "Both directions of a call carry media; one is silent here.",
+                           f"{r.sender}:{r.sender_port} -> {r.receiver}:{r.receiver_port} silent for "
+                           f"{float(r.silent_s):.1f} s while {r.receiver} sends ({int(r.packets)} packets this way)",
+                           "Look for a firewall or NAT that drops one direction, or a muted/failed capture device.",
+                           []))
+    return out
+
+
+def _joins(c: Call, ends: set) -> bool:
+    for p in c.selected:
+        pe = {(p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))}
+        if pe == ends or (isinstance(p.wire, str) and {_ep(x) for x in p.wire.split(" -> ")} & ends):
+            return True
+    return any(set(e) == ends for e in c.media_ends)
+
+
+def _ep(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
 
 
 def _middlebox(a) -> list[Finding]:

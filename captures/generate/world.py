@@ -80,6 +80,8 @@ def build(lab: Lab, hosts: set[str], *, edge: list[str] | None = None) -> World:
     inet = w.ns["inet"] = lab.ns("inet")
     lab.bridge(inet, "inetbr")
     sites = {HOSTS[h][0] for h in hosts if HOSTS[h][0]}
+    if "v" in hosts:
+        sites.add("cust")  # the VPN user's head-end
     for s in sorted(sites):
         _site(w, SITES[s])
     for h in sorted(hosts):

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 
 from analyzer.media import quality as Q
-from tests.media.test_streams import T0, measure, one, pcmu, rows_for
+from tests.media.test_streams import measure, one, pcmu, rows_for
 
 
 def test_r_to_mos_follows_g107_annex_b():
-    assert Q.r_to_mos(-5) == 1.0 and Q.r_to_mos(120) == 4.5
+    assert Q.r_to_mos(-5) == 1.0 and Q.r_to_mos(120) == 4.5 and Q.r_to_mos(3) == 1.0  # the formula dips below 1
     assert Q.r_to_mos(93.2) == pytest.approx(4.409, abs=5e-4)  # the best narrowband R gives MOS 4.41
     assert Q.r_to_mos(50) == pytest.approx(1 + 0.035 * 50 + 50 * (-10) * 50 * 7e-6)
     mos = [Q.r_to_mos(r) for r in range(0, 101)]
-    assert all(a <= b for a, b in zip(mos, mos[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(mos))
 
 
 def test_effective_equipment_impairment_per_codec():
@@ -34,7 +35,7 @@ def test_delay_impairment():
     x = 1.0  # Ta = 200 ms
     assert Q.idd(200) == pytest.approx(25 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2))
     vals = [Q.idd(t) for t in range(100, 800, 50)]
-    assert all(a < b for a, b in zip(vals, vals[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(vals))
     assert 20 < Q.idd(400) < 30
 
 
@@ -67,11 +68,11 @@ def test_thresholds_are_strict_and_need_500_packets():
 
 
 def test_stream_with_heavy_loss_is_poor_and_scores_low():
-    order = [k for k in range(1000) if k % 8]  # 12.5 % lost
+    order = [k for k in range(1000) if k % 8 != 4]  # 12.5 % lost
     s = one(measure(rows_for(pcmu(order))))
     assert s["loss_pct"] == pytest.approx(12.5)
     assert s["poor_loss"] and s["poor"] and not s["poor_jitter"] and not s["poor_rtt"]
     assert s["mos_codec"] == "G.711"
     assert s["r_factor"] == pytest.approx(93.2 - 95 * 12.5 / (12.5 + 25.1))
     assert 2.5 < s["mos"] < 3.5
-    assert not math.isnan(s["mos"]) and T0 > 0
+    assert not math.isnan(s["mos"])

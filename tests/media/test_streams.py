@@ -255,7 +255,7 @@ def test_rtcp_reports_rtt_far_end_loss_and_jitter():
     rows += rows_for([(T0 + 1300 * MS, rr)], A, B, frame0=300)
     rows.sort(key=lambda r: r[1])
     res = measure(rows)
-    rep = [r for r in res.rtcp_reports if r["packet_type"] == "RR"][0]
+    rep = next(r for r in res.rtcp_reports if r["packet_type"] == "RR")
     rtt = 300 - int(0.1 * 65536) / 65.536  # capture time RR - SR, minus DLSR
     assert rep["rtt_ms"] == pytest.approx(rtt, rel=1e-9)
     assert rep["fraction_lost"] == 0.25 and rep["cumulative_lost"] == 5 and rep["jitter_ms"] == 10.0

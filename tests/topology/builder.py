@@ -84,6 +84,7 @@ class CallBuilder:
     def media(self, a, b, seconds: float, *, both=True, via=None, channel=0x4001, tcp=False, pt=111,
               ttl_change_at: float | None = None) -> None:
         n = int(seconds * 50)
+        step = 10 if both else 20  # 50 packets/s in each direction that sends
         for i in range(n):
             ttl = 50 if ttl_change_at is not None and i >= n * ttl_change_at else None
             for k, (s, d, ssrc) in enumerate(((a, b, 0x1111), (b, a, 0x2222))):
@@ -91,11 +92,11 @@ class CallBuilder:
                     continue
                 pkt = sb.rtp(i, 960 * i, ssrc, pt)
                 if via is None:
-                    self.udp(s, d, pkt, dt_ms=10, ttl=ttl) if not tcp else self.tcp(s, d, pkt, dt_ms=10)
+                    self.udp(s, d, pkt, dt_ms=step, ttl=ttl) if not tcp else self.tcp(s, d, pkt, dt_ms=step)
                 else:
                     client, server, _ = via
                     w_src, w_dst = (client, server) if k == 0 else (server, client)
-                    self.send(w_src, w_dst, sb.channeldata(channel, pkt, pad=tcp), tcp, dt_ms=10)
+                    self.send(w_src, w_dst, sb.channeldata(channel, pkt, pad=tcp), tcp, dt_ms=step)
 
     def write(self, path) -> None:
         path.write_bytes(pcap_bytes(self.frames))

@@ -153,3 +153,32 @@ def test_profile_changes_the_use_case(tmp_path, profile, topology):
     assert a.calls.iloc[0].topology == topology
     labels = set(a.flows[a.flows.media].label)
     assert labels == ({"Flow 2"} if topology == "external-direct" else {"Flow 5"})
+
+
+def test_one_way_media(tmp_path):
+    a = direct_call(tmp_path, A, B_EXT, media_both=False)
+    f = a.findings[a.findings.code == "one-way-media"]
+    assert len(f) == 1 and f.iloc[0].call == 0
+    assert f.iloc[0].evidence.startswith("203.0.113.9:61000 -> 10.1.0.11:50000 silent for")
+    assert "one-way-media" not in codes(direct_call(tmp_path, A, B_EXT))
+
+
+def test_dtls_failed_when_the_client_hello_is_never_answered(tmp_path):
+    from analyzer.capture import iter_payloads
+    from tests.conftest import CAPTURES
+
+    hello = next(p.payload for p in iter_payloads(CAPTURES / "loopback-call" / "call.pcap", {"dtls"}))
+    assert hello[0] == 22 and hello[13] == 1  # a handshake record holding a ClientHello
+    cb = CallBuilder()
+    cb.check(A, B_EXT, "bb", "aa", nominate=True)
+    for _ in range(4):  # retransmitted, never answered, while the checks go on for 3 s
+        cb.udp(A, B_EXT, hello, dt_ms=750)
+        cb.check(A, B_EXT, "bb", "aa")
+    p = tmp_path / "dtls.pcap"
+    cb.write(p)
+    a = analyze(p)
+    f = a.findings.set_index("code")
+    assert f.loc["dtls-failed"].title == "DTLS handshake failed (no completion)"
+    # four copies of one ClientHello: one flight, retransmitted
+    assert "alerts: none, retransmitted flights 1" in f.loc["dtls-failed"].evidence
+    assert "dtls-failed" not in codes(direct_call(tmp_path, A, B_EXT))
