@@ -65,6 +65,46 @@ class Analysis:
             cache[name] = builders[name](self)
         return cache[name]
 
+    def timeline(self):
+        """Plotly figure: lanes per endpoint pair with STUN/TURN messages (success green, error red,
+        unanswered hollow), DTLS flights and media spans; ICE connected/nominated/first-media marks; per-stream
+        bitrate, loss and jitter from the 1-second series below. x: seconds from the capture start."""
+        from .report.timeline import timeline
+
+        return timeline(self)
+
+    def ladder(self):
+        """Plotly sequence diagram: endpoints as columns (zone, candidate type), arrows for Allocate, Refresh,
+        CreatePermission, ChannelBind, USE-CANDIDATE checks and DTLS flights; media as shaded bands."""
+        from .report.ladder import ladder
+
+        return ladder(self)
+
+    def path_diagram(self):
+        """Plotly figure: each call's selected path across the zones (customer network, VPN, internet,
+        cloud) with hops, transports, flow labels and the findings on the hop they concern."""
+        from .report.path import path_diagram
+
+        return path_diagram(self)
+
+    def to_json(self, path: PathLike | None = None, *, indent: int | None = None) -> str:
+        """Every table as JSON ({"files", "captures", "tables": {name: [rows]}}); written to `path` if given."""
+        from .report.export import to_json
+
+        return to_json(self, path, indent=indent)
+
+    def to_parquet(self, folder: PathLike) -> list:
+        """One Parquet file per table in `folder` (dtypes kept); returns the paths written."""
+        from .report.export import to_parquet
+
+        return to_parquet(self, folder)
+
+    def to_html(self, path: PathLike):
+        """The self-contained HTML report (verdict, findings, the three figures, the tables) at `path`."""
+        from .report.html import write_html
+
+        return write_html(self, path)
+
 
 @_table("summary")
 def _summary(a: Analysis) -> pd.DataFrame:

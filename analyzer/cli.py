@@ -135,6 +135,25 @@ def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, j
         a.to_parquet(parquet_dir)
 
 
+@main.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def timeline(captures: tuple[str, ...], output: str, network: str | None, progress: bool) -> None:
+    """Write the call timeline alone as one self-contained HTML file (opens offline)."""
+    from .api import analyze
+    from .report.html import write_figure
+
+    with _Progress(progress) as bar:
+        try:
+            a = analyze(list(captures), network=network, progress=bar.file)
+        except CaptureError as e:
+            _fail(e)
+    write_figure(a.timeline(), output, "Call timeline: " + ", ".join(captures))
+    click.echo(f"wrote {output}")
+
+
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults
 # (the service's published media ranges are cloud; private and CGNAT ranges are customer network)
 # unless replace_defaults = true stands in that section. Where zones overlap, the most specific wins:

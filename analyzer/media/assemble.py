@@ -6,9 +6,10 @@ pair, the last one completed before the first packet, else the first with an SRT
 it is SRTP, its kind, the RTCP view of it (reports about its SSRC from its receiver), the E-model score.
 
 SRTP or plain (`srtp`, with `srtp_rule`): a DTLS-SRTP session on the path says SRTP; else SRTCP or plain
-RTCP on the path says so; else payload bytes far from uniform (chi-square against 256 equally likely
-values, more than CHI2_PLAIN) say plain -- ciphertext is uniform; compressed audio can be nearly so,
-so a uniform sample decides nothing (None).
+RTCP on the path (or on the ports one above: RTCP without rtcp-mux) says so; else payload bytes far from
+uniform (chi-square against 256 equally likely values, more than CHI2_PLAIN) say plain -- ciphertext is
+uniform; compressed audio can be nearly so, so a uniform sample decides nothing (None). SRTP keyed by
+SDES (no DTLS, no RTCP in the capture) therefore stays None.
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ def _keying(stage: MediaStage, s: int, media_pair: tuple, wire_pair: tuple, sess
         if sess.srtp_profile:
             return dict(out, srtp=True, srtp_rule=f"DTLS-SRTP session {i} ({sess.srtp_profile}) on the path")
     rt = stage.rtcp
-    seen: Counter = rt.srtcp_on(*media_pair) + rt.srtcp_on(*wire_pair)
+    (a, ap), (b, bp) = media_pair
+    seen: Counter = rt.srtcp_on(*media_pair) + rt.srtcp_on(*wire_pair) + rt.srtcp_on((a, ap + 1), (b, bp + 1))
     if seen["srtcp"]:
         return dict(out, srtp=True, srtp_rule=f"SRTCP on the path ({seen['srtcp']} packets)")
     if seen["plain"]:

@@ -58,7 +58,7 @@ def streams_table(results: list[MediaResult], *, unconfirmed: bool = False) -> p
     df["clock_rate_fit"] = df["clock_rate_fit"].astype("boolean")
     for c in _CATEGORIES:
         df[c] = df[c].astype("category")
-    return df[list(STREAM_COLUMNS)].reset_index(drop=True)
+    return df[list(STREAM_COLUMNS)].sort_values(["file", "first_frame", "stream"]).reset_index(drop=True)
 
 
 def timeseries_table(results: list[MediaResult]) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def rtcp_reports_table(results: list[MediaResult]) -> pd.DataFrame:
               "sr_packets", "sr_octets"):
         df[c] = df[c].astype("Int64")
     df["sr_ntp"] = df["sr_ntp"].astype("UInt64")
-    return df
+    return df.sort_values(["file", "frame"], kind="stable").reset_index(drop=True)
 
 
 def directions_table(results: list[MediaResult]) -> pd.DataFrame:

@@ -104,6 +104,12 @@ class Roles:
                     self.roles[str(v)] = role
             self.servers = {(str(h), int(p)) for h, p in zip(allocs["server"], allocs["server_port"], strict=True)
                             if not pd.isna(h) and not pd.isna(p)}
+        stun = table(a, "stun")
+        if stun is not None and len(stun) and "username" in stun:  # Binding without USERNAME: not ICE
+            plain = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "request")
+                         & stun["username"].isna() & ~stun["relayed"].astype(bool)]
+            for v in plain["dst"].astype(str).unique():
+                self.roles.setdefault(v, "STUN server")
         self.types: dict[str, set[str]] = {}
         for (addr, _), t in self.ctype.items():
             self.types.setdefault(addr, set()).add(t)
@@ -122,7 +128,7 @@ class Roles:
         r = self.roles.get(str(address))
         if r:
             return r
-        types = self.types.get(str(address))
+        types = self.types.get(str(address), set()) - {"unknown"}
         return "/".join(sorted(types)) if types else "peer"
 
     def kind(self, address: str, port: int | None) -> str:
@@ -142,7 +148,8 @@ class Roles:
 
 
 def _role_rank(role: str) -> int:
-    return {"client": 0, "host": 1, "srflx": 2, "prflx": 2, "relay": 3, "TURN server": 4}.get(role, 5)
+    return {"client": 0, "host": 1, "srflx": 2, "prflx": 2, "relay": 3, "TURN server": 4, "STUN server": 4}.get(
+        role, 5)
 
 
 def stun_events(a) -> pd.DataFrame:

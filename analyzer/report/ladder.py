@@ -150,8 +150,9 @@ def _media_bands(fig, a, x: dict, times: list[int], t0: int) -> int:
     """Shaded bands between the two columns of each media path; returns the last row a band reaches."""
     bands: dict[tuple, list] = {}
     for sp in media_spans(a):
-        for (s, d), relayed in ((((sp.src, sp.sport), (sp.dst, sp.dport)), sp.relayed),
-                                (((sp.wire_src, sp.wire_sport), (sp.wire_dst, sp.wire_dport)), False)):
+        inner = ((sp.src, sp.sport), (sp.dst, sp.dport))
+        wire = ((sp.wire_src, sp.wire_sport), (sp.wire_dst, sp.wire_dport))
+        for (s, d), relayed in ((inner, sp.relayed), *([(wire, False)] if wire != inner else [])):
             if s in x and d in x and s != d:
                 key = tuple(sorted((x[s], x[d])))
                 b = bands.setdefault(key, [sp.first_ts_ns, sp.last_ts_ns, sp.first_frame, sp.last_frame, 0, [],

@@ -63,7 +63,8 @@ def media_series(a, t0: int) -> pd.DataFrame | None:
         col = C.pick(ts, *cols)
         if col:
             out[name] = pd.to_numeric(ts[col], errors="coerce").to_numpy(dtype=float)
-    return out
+    first = out.groupby("label")["t"].transform("min")
+    return out.assign(_first=first).sort_values(["_first", "label", "t"], kind="stable").drop(columns="_first")
 
 
 def media_spans(a, min_packets: int = 10) -> list[Span]:

@@ -4,8 +4,9 @@
 
 Out (one JSON object a line): {"event": "offer"|"answer", "call", "sdp"}; {"event": "ice", "call", "state",
 "truth"} once ICE completes or fails (the candidates and the nominated pair as the stack reports them,
-taken right away: aioice clears them on close); {"event": "done", "call", ...} after "stop".
-In: {"cmd": "answer"|"offer", "call", "sdp"} and {"cmd": "stop"}.
+taken right away: aioice clears them on close); {"event": "report", "call", "frames_received", "ice_state",
+"dtls_state"} on "report"; {"event": "done", "call"} after "stop".
+In: {"cmd": "answer"|"offer", "call", "sdp"}, {"cmd": "report"} and {"cmd": "stop"}.
 
 Each connection sends a generated tone (Opus, or G.711 with --codec pcmu) and counts what it receives.
 """
@@ -179,12 +180,17 @@ class Endpoint:
         await pc.setLocalDescription(await pc.createAnswer())
         emit(event="answer", call=call, sdp=pc.localDescription.sdp)
 
-    async def stop(self) -> None:
+    def report(self) -> None:
+        """The state of every connection while all of them still run."""
         for call, pc in self.pcs.items():
             dtls = pc.getTransceivers()[0].sender.transport
-            state = {"ice": pc.iceConnectionState, "dtls": dtls.state if dtls else None}
+            emit(event="report", call=call, frames_received=self.frames[call], ice_state=pc.iceConnectionState,
+                 dtls_state=dtls.state if dtls else None)
+
+    async def stop(self) -> None:
+        for call, pc in self.pcs.items():
             await pc.close()
-            emit(event="done", call=call, frames_received=self.frames[call], state=state)
+            emit(event="done", call=call)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -207,6 +213,8 @@ async def main_async(args: argparse.Namespace) -> None:
             ep._spawn(ep.answer(msg["call"], msg["sdp"]))
         elif msg["cmd"] == "answer":
             await ep.pcs[msg["call"]].setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+        elif msg["cmd"] == "report":
+            ep.report()
         elif msg["cmd"] == "stop":
             break
     await ep.stop()

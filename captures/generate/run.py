@@ -42,6 +42,7 @@ relays = ["{world.HOSTS['relay'][1]}"]
 media = ["{world.HOSTS['media'][1]}", "{world.HOSTS['pstn'][1]}"]
 """
 ICE_DEADLINE_S = 30.0
+SIGNALING_DELAY_S = 0.3
 FREQS = {"a": 440.0, "b": 550.0, "x": 660.0, "v": 770.0, "media": 330.0, "pstn": 880.0}
 
 
@@ -70,6 +71,8 @@ class Peers:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.calls = {f"{a}-{b}": (a, b) for a, b in sc.calls}
         self.ice: dict[tuple[str, str], dict] = {}
+        self.reports: dict[tuple[str, str], dict] = {}
+        self.all_reports = asyncio.Event()
         self.done: dict[tuple[str, str], dict] = {}
         self.errors: list[str] = []
         self.all_ice = asyncio.Event()
@@ -114,11 +117,17 @@ class Peers:
             if ev == "offer":
                 self.send(self.calls[call][1], cmd="offer", call=call, sdp=msg["sdp"])
             elif ev == "answer":
+                # signaling latency: the answerer starts its checks (opening its NAT) before the offerer
+                await asyncio.sleep(SIGNALING_DELAY_S)
                 self.send(self.calls[call][0], cmd="answer", call=call, sdp=msg["sdp"])
             elif ev == "ice":
                 self.ice[(call, name)] = msg
                 if len(self.ice) == 2 * len(self.calls):
                     self.all_ice.set()
+            elif ev == "report":
+                self.reports[(call, name)] = msg
+                if len(self.reports) == 2 * len(self.calls):
+                    self.all_reports.set()
             elif ev == "done":
                 self.done[(call, name)] = msg
             elif ev == "error":
@@ -126,6 +135,12 @@ class Peers:
                 self.all_ice.set()
 
     async def stop(self) -> None:
+        for name in self.procs:
+            self.send(name, cmd="report")
+        try:
+            await asyncio.wait_for(self.all_reports.wait(), 5)
+        except TimeoutError:
+            self.errors.append(f"reports missing: have {sorted(self.reports)}")
         for name in self.procs:
             self.send(name, cmd="stop")
         for name, proc in self.procs.items():
@@ -236,7 +251,7 @@ def make_truth(sc: Scenario, w: world.World, peers: Peers, counts: dict[str, str
                 hosts[name]["vpn_headend"] = world.VPN_HEADEND
     out_peers = {}
     for (call_id, name), msg in sorted(peers.ice.items()):
-        done = peers.done.get((call_id, name), {})
+        report = peers.reports.get((call_id, name), {})
         t = msg["truth"]
         out_peers[peer_key(sc, name, call_id)] = {
             "host": name,
@@ -251,8 +266,8 @@ def make_truth(sc: Scenario, w: world.World, peers: Peers, counts: dict[str, str
             "remote_candidates": t["remote_candidates"],
             "selected": t["selected"],
             "checklist": t["checklist"],
-            "frames_received": done.get("frames_received", 0),
-            "dtls_state": done.get("state", {}).get("dtls"),
+            "frames_received": report.get("frames_received", 0),
+            "dtls_state": report.get("dtls_state"),
         }
     return {
         "scenario": sc.name,

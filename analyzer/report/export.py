@@ -1,0 +1,139 @@
+"""Exports of an Analysis: one JSON document with every table, and one Parquet file per table.
+
+JSON: {"format": "callflow-analysis", "version": 1, "files": [...], "captures": [summary per file],
+"tables": {name: [row objects]}}; timestamps as ISO 8601 text (UTC), missing values as null, lists as
+arrays, so `pandas.DataFrame(doc["tables"]["stun"])` gives the rows back.
+
+Parquet (pyarrow): `<folder>/<table>.parquet`, written with pandas' metadata so categoricals, nullable
+integers (Int64, UInt64, boolean), tz-aware timestamps and pandas strings come back as they were. A
+column of mixed Python objects that Arrow cannot type is written as text (None kept), and named in the
+file's key-value metadata under `callflow.as_text`. List columns (e.g. findings.frames) come back as
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FORMAT = "callflow-analysis"
+VERSION = 1
+
+
+def _tables(a) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in a.tables:
+        df = getattr(a, name)
+        if isinstance(df, pd.DataFrame):
+            out[name] = df
+    return out
+
+
+def json_value(v: Any) -> Any:
+    """A cell as a JSON-ready value."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, str | bool | int):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) else v if math.isfinite(v) else str(v)
+    if isinstance(v, np.generic):
+        return json_value(v.item())
+    if isinstance(v, pd.Timestamp | dt.datetime | dt.date):
+        return v.isoformat()
+    if isinstance(v, pd.Timedelta | dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, dict):
+        return {str(k): json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | np.ndarray):
+        return [json_value(x) for x in v]
+    if isinstance(v, set | frozenset):
+        return sorted(json_value(x) for x in v)
+    return str(v)
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    cols = [str(c) for c in df.columns]
+    return [dict(zip(cols, map(json_value, row), strict=True)) for row in df.itertuples(index=False, name=None)]
+
+
+def to_document(a) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "files": [os.fspath(f) for f in a.files],
+        "captures": [json_value(c.to_dict()) for c in a.captures],
+        "tables": {name: records(df) for name, df in _tables(a).items()},
+    }
+
+
+def to_json(a, path: str | os.PathLike | None = None, *, indent: int | None = None) -> str:
+    """The Analysis as JSON text; also written to `path` when given."""
+    text = json.dumps(to_document(a), indent=indent, ensure_ascii=False, allow_nan=False)
+    if path is not None:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _arrow_table(df: pd.DataFrame):
+    import pyarrow as pa
+
+    as_text: list[str] = []
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        df = df.copy()
+        for c in df.columns:
+            if df[c].dtype == object:
+                try:
+                    pa.array(df[c], from_pandas=True)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    df[c] = df[c].map(lambda v: None if v is None or (np.isscalar(v) and pd.isna(v)) else str(v))
+                    as_text.append(str(c))
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"callflow.as_text"] = json.dumps(as_text).encode()
+    meta[b"callflow.dtypes"] = json.dumps({str(c): str(t) for c, t in df.dtypes.items()}).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def to_parquet(a, folder: str | os.PathLike) -> list[Path]:
+    """Write every table to `folder/<table>.parquet` (the folder is created); returns the files written."""
+    import pyarrow.parquet as pq
+
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in _tables(a).items():
+        p = out_dir / f"{name}.parquet"
+        pq.write_table(_arrow_table(df.reset_index(drop=True)), p)
+        written.append(p)
+    return written
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """One table written by to_parquet. Arrow keeps nearly every pandas dtype by itself; an empty
+    categorical (no categories to infer a type from) is restored from the dtypes noted at writing."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    noted = json.loads((table.schema.metadata or {}).get(b"callflow.dtypes", b"{}"))
+    for c, t in noted.items():
+        if c in df.columns and t == "category" and str(df[c].dtype) != "category":
+            df[c] = df[c].astype("category")
+    return df
+
+
+def read_parquet(folder: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """The tables written by to_parquet, by name."""
+    return {p.stem: read_table(p) for p in sorted(Path(folder).glob("*.parquet"))}
