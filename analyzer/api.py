@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pandas is imported only when a table is asked for
 PathLike = str | os.PathLike
 Progress = Callable[[int, int], None]
 
+DISSECT_TABLES = frozenset(("summary", "stun", "dtls", "transactions", "dtls_sessions"))
 # table name -> builder(analysis) ; the stages register theirs here
 _BUILDERS: dict[str, Callable[[Analysis], Any]] = {}
 
@@ -49,17 +50,23 @@ class Analysis:
     paths: PathCounter = field(default_factory=PathCounter)
     profile: NetworkProfile = field(default_factory=NetworkProfile)
     flow_tables: list[FlowTable] = field(default_factory=list)
+    stages: str = "all"
     media: list = field(default_factory=list)  # MediaResult per file
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def tables(self) -> list[str]:
+        """Names of the tables this analysis can give."""
+        if self.stages != "all":
+            return sorted(DISSECT_TABLES)
         return sorted(_BUILDERS)
 
     def __getattr__(self, name: str) -> Any:
         builders = _BUILDERS
         if name.startswith("_") or name not in builders:
             raise AttributeError(f"Analysis has no table {name!r} (tables: {', '.join(sorted(builders))})")
+        if self.__dict__.get("stages", "all") != "all" and name not in DISSECT_TABLES:
+            raise AttributeError(f"table {name!r} needs analyze(..., stages='all')")
         cache = self.__dict__["_cache"]
         if name not in cache:
             cache[name] = builders[name](self)
@@ -279,38 +286,49 @@ def analyze(
     *,
     network: str | None = None,
     progress: Callable[[str], Progress | None] | None = None,
-    with_flows: bool = True,
+    stages: str = "all",
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
-    `network` is an optional network-profile TOML file (DESIGN.md). Raises analyzer.capture.CaptureError
-    for a file that cannot be read at all; damaged packets are counted in the capture's summary instead."""
+    `network` is an optional network-profile TOML file (DESIGN.md). `stages="dissect"` stops after the
+    dissectors (what `callflow summary` needs); the flow, media, ICE and topology tables need "all".
+    Raises analyzer.capture.CaptureError for a file that cannot be read at all; damaged packets are
+    counted in the capture's summary instead.
+
+    >>> a = analyze("captures/loopback-call/call.pcap")
+    >>> a.calls, a.findings, a.sessions, a.pairs, a.streams   # pandas DataFrames
+    """
     files = _as_list(paths)
+    full = stages == "all"
     summaries, dissected = [], []
     media_results: list = []
-    paths = PathCounter()
+    path_counter = PathCounter()
     flow_tables: list[FlowTable] = []
     for index, path in enumerate(files):
         with CaptureFile(path) as cap:
             sb = SummaryBuilder(cap)
-            stage = DissectStage(index)
+            stage = DissectStage(index, emit_media=full)
             media = MediaStage(index)
             flows = FlowTable(index)
             for batch in iter_batches(cap, progress(path) if progress else None):
                 sb.add(batch)
-                if with_flows:
-                    flows.add(batch)
-                for mb in stage.add(batch):
-                    paths.add(mb)
+                media_batches = stage.add(batch)
+                if not full:
+                    continue
+                flows.add(batch)
+                for mb in media_batches:
+                    path_counter.add(mb)
                     media.add(mb)
             flow_tables.append(flows)
             summary = sb.finish()
             result = stage.finish()
-            media_results.append(media.finish(result.control.dtls.summary(), result.control.stun_rows))
+            if full:
+                media_results.append(media.finish(result.control.dtls.summary(), result.control.stun_rows))
             summary.messages = result.messages
             summary.confirmed = result.confirmed
             summary.rejected = result.rejected
             summaries.append(summary)
             dissected.append(result)
-    return Analysis(files=files, captures=summaries, dissect=dissected, paths=paths, profile=NetworkProfile.load(network),
-                    flow_tables=flow_tables, media=media_results)
+    return Analysis(files=files, captures=summaries, dissect=dissected, paths=path_counter,
+                    profile=NetworkProfile.load(network), flow_tables=flow_tables, media=media_results,
+                    stages=stages)

@@ -70,7 +70,7 @@ def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
 
     with _Progress(progress) as bar:
         try:
-            result = analyze(list(captures), progress=bar.file)
+            result = analyze(list(captures), progress=bar.file, stages="dissect")
         except CaptureError as e:
             _fail(e)
     results = result.captures

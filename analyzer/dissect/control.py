@@ -138,6 +138,16 @@ def _addr(a: Address | None) -> tuple[str | None, int | None]:
     return (a.address, a.port) if isinstance(a, Address) else (None, None)
 
 
+_BINDING_NAMES = {(0, 0): "STUN Binding request", (0, 0x10): "STUN Binding indication",
+                  (1, 0): "STUN Binding success", (1, 0x10): "STUN Binding error"}
+
+
+def _plain_binding(data: bytes) -> bool:
+    """An RFC 5389 Binding message (cookie present, not MS-TURN legacy): the type's method bits are 1."""
+    return (data[0] & 0xFE) == 0 and (data[1] & 0xEF) == 0x01 and data[4:8] == b"\x21\x12\xa4\x42" and (
+        data[20:24] != b"\x00\x0f\x00\x04")
+
+
 def message_name(msg: StunMessage) -> str:
     """The summary's name of a message, e.g. 'STUN Binding request', 'TURN Allocate error'."""
     family = "MS-TURN" if msg.legacy_ms else ("STUN" if msg.method_name == "Binding" else "TURN")
@@ -152,9 +162,10 @@ class ControlDissector:
     """STUN/TURN/DTLS rows of one capture file, with TURN relaying followed into the inner packets."""
 
     def __init__(self) -> None:
-        self.stun_rows: list[tuple] = []
+        self._rows: list[tuple | None] = []  # stun rows; None marks a deferred Binding message
+        self._deferred: list[tuple[Where, bytes]] = []
         self.dtls_rows: list[tuple] = []
-        self.transactions = TransactionMatcher()
+        self._transactions = TransactionMatcher()
         self.dtls = DtlsTracker()
         self.messages: Counter = Counter()
         self.rejected: Counter = Counter()
@@ -207,15 +218,49 @@ class ControlDissector:
             return "rtp"
         return "rejected"
 
+    @property
+    def stun_rows(self) -> list[tuple]:
+        """Every STUN row, in capture order; Binding messages deferred during the pass are parsed now."""
+        self._materialize()
+        return self._rows  # type: ignore[return-value]
+
+    @property
+    def transactions(self) -> TransactionMatcher:
+        self._materialize()
+        return self._transactions
+
+    def _materialize(self) -> None:
+        if not self._deferred:
+            return
+        pending = iter(self._deferred)
+        self._deferred = []
+        rows, self._rows = self._rows, []
+        for r in rows:
+            if r is not None:
+                self._rows.append(r)
+                continue
+            w, data = next(pending)
+            msg = parse_stun(data)
+            self._row(w, msg)
+            if not w.relayed:
+                self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
+
     def stun(self, w: Where, data: bytes, depth: int = 0) -> str:
         if not looks_like_stun(data):
             self.rejected["stun"] += 1
             return "rejected"
+        if _plain_binding(data):
+            # ICE checks and their answers carry no TURN state: count them now, parse them when a table
+            # asks (a call has many, `callflow summary` needs only the count)
+            self.messages[_BINDING_NAMES[data[0] & 0x01, data[1] & 0x10]] += 1
+            self._rows.append(None)
+            self._deferred.append((w, data))
+            return "stun"
         msg = parse_stun(data)
         self.messages[message_name(msg)] += 1
         self._row(w, msg)
         if not w.relayed:
-            self.transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
+            self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
         self._learn_turn(w, msg)
         inner = relayed_payload(msg)
         if inner is not None and not w.relayed:
@@ -376,7 +421,7 @@ class ControlDissector:
         mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
         err, sq, ni = v.get(0x0009), v.get(0x8055), v.get(0xC057)
         outer = w.outer or (None, None, None, None)
-        self.stun_rows.append(
+        self._rows.append(
             (
                 w.file,
                 w.frame,

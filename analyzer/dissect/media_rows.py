@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..capture.addresses import addr_halves
-from .rtp import rtp_columns
+from .rtp import RtpColumns, rtp_columns
 
 CHANNEL_NONE = 0
 CHANNEL_INDICATION = -1  # relayed in a TURN Send/Data indication
@@ -74,6 +74,7 @@ def build(
     dscp: np.ndarray,
     relayed: np.ndarray,
     channel: np.ndarray,
+    cols: RtpColumns | None = None,
 ) -> MediaBatch | None:
     """Gather the RTP/RTCP header columns and keep the rows whose structure holds.
     media and wire: (src_hi, src_lo, dst_hi, dst_lo, sport, dport)."""
@@ -84,7 +85,7 @@ def build(
     b1 = buf[np.minimum(off + 1, end)]
     first = buf[np.minimum(off, end)]
     is_rtcp = (length >= 8) & (b1 >= 192) & (b1 <= 223)
-    cols = rtp_columns(buf, off, length)
+    cols = rtp_columns(buf, off, length) if cols is None else cols
     words = (buf[np.minimum(off + 2, end)].astype(np.int64) << 8) | buf[np.minimum(off + 3, end)]
     rtcp_ok = is_rtcp & ((first >> 6) == 2) & ((words + 1) * 4 <= length)
     keep = np.where(is_rtcp, rtcp_ok, cols.valid)

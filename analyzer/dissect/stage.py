@@ -43,8 +43,9 @@ class DissectResult:
 class DissectStage:
     """Consumes the PacketBatches of one capture file."""
 
-    def __init__(self, file: int = 0) -> None:
+    def __init__(self, file: int = 0, emit_media: bool = True) -> None:
         self.file = file
+        self.emit_media = emit_media  # False: count and confirm media, but hand no rows on
         self.control = ControlDissector()
         self.rtp = RtpConfirmer()
         self.tcp = TcpReassembler()
@@ -160,40 +161,33 @@ class DissectStage:
 
     def _direct_media(self, b: PacketBatch, udp: np.ndarray) -> MediaBatch | None:
         rtp = udp & (b.cls == C_RTP)
-        if rtp.any():
-            ri = np.flatnonzero(rtp)
-            cols = rtp_columns(b.buf, b.payload_off[ri], b.payload_len[ri])
-            self._rtp_invalid += int(np.count_nonzero(~cols.valid))
-            self.rtp.update(flow_keys(b)[ri], cols.ssrc, cols.seq, cols.valid, cols.ts)
         rtcp = udp & (b.cls == C_RTCP)
-        if rtcp.any():
-            ci = np.flatnonzero(rtcp)
-            o, n = b.payload_off[ci], b.payload_len[ci]
-            first = b.buf[o]
-            words = (b.buf[np.minimum(o + 2, len(b.buf) - 1)].astype(np.int64) << 8) | b.buf[
-                np.minimum(o + 3, len(b.buf) - 1)
-            ]
-            ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
-            self._rtcp_ok += int(np.count_nonzero(ok))
-            self.rejected["rtcp"] += int(np.count_nonzero(~ok))
         idx = np.flatnonzero(rtp | rtcp)
         if idx.size == 0:
             return None
+        # one gather of the RTP header fields serves the confirmation and the media rows
+        cols = rtp_columns(b.buf, b.payload_off[idx], b.payload_len[idx])
+        is_rtp = b.cls[idx] == C_RTP
+        if is_rtp.any():
+            valid = cols.valid[is_rtp]
+            self._rtp_invalid += int(np.count_nonzero(~valid))
+            self.rtp.update(flow_keys(b)[idx[is_rtp]], cols.ssrc[is_rtp], cols.seq[is_rtp], valid, cols.ts[is_rtp])
+        if (~is_rtp).any():
+            ci = idx[~is_rtp]
+            o, n = b.payload_off[ci], b.payload_len[ci]
+            first = b.buf[o]
+            end = len(b.buf) - 1
+            words = (b.buf[np.minimum(o + 2, end)].astype(np.int64) << 8) | b.buf[np.minimum(o + 3, end)]
+            ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
+            self._rtcp_ok += int(np.count_nonzero(ok))
+            self.rejected["rtcp"] += int(np.count_nonzero(~ok))
+        if not self.emit_media:
+            return None
         addrs = (b.src_hi[idx], b.src_lo[idx], b.dst_hi[idx], b.dst_lo[idx], b.sport[idx], b.dport[idx])
         return media_rows.build(
-            self.file,
-            b.buf,
-            b.payload_off[idx],
-            b.payload_len[idx],
-            b.frame[idx],
-            b.ts_ns[idx],
-            addrs,
-            addrs,
-            b.proto[idx],
-            b.payload_len[idx],
-            b.dscp[idx],
-            np.zeros(idx.size, dtype=bool),
-            np.zeros(idx.size, dtype=np.int32),
+            self.file, b.buf, b.payload_off[idx], b.payload_len[idx], b.frame[idx], b.ts_ns[idx], addrs, addrs,
+            b.proto[idx], b.payload_len[idx], b.dscp[idx], np.zeros(idx.size, dtype=bool),
+            np.zeros(idx.size, dtype=np.int32), cols=cols,
         )
 
     # ------------------------------------------------------------------ TCP

@@ -30,6 +30,7 @@ MOMENT_DASH = {"connected": "dash", "nominated": "dot", "first media": "solid"}
 MOMENT_TRACE = {"connected": "ICE connected", "nominated": "ICE nominated", "first media": "first media"}
 MOMENTS_LANE = "ICE moments"
 MAX_MOMENT_LINES = 40
+METRIC_PX = 150
 PALETTE = ("#1f77b4", "#e377c2", "#17becf", "#bcbd22", "#8c564b", "#7f7f7f", "#ff7f0e", "#2ca02c")
 
 
@@ -42,10 +43,6 @@ def timeline(a) -> go.Figure:
     metrics = [m for m in ("bitrate", "loss", "jitter") if series is not None and m in series.columns]
     rows = 1 + len(metrics)
     titles = ["Messages per endpoint pair"] + [_METRIC_TITLE[m] for m in metrics]
-    fig = make_subplots(
-        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06 if rows > 1 else 0.0,
-        row_heights=[0.55] + [0.45 / len(metrics)] * len(metrics) if metrics else None, subplot_titles=titles,
-    )
     lanes: dict[str, int] = {}
 
     def lane_of(src, dst, ts) -> list[str]:
@@ -56,10 +53,16 @@ def timeline(a) -> go.Figure:
             out.append(name)
         return out
 
-    _stun_traces(fig, stun, t0, lane_of)
-    _dtls_traces(fig, flights, t0, lane_of)
-    _media_lanes(fig, a, t0, lane_of)
-    _moment_traces(fig, moments, t0)
+    pending = _Pending()  # the lanes decide the first row's height: draw, then lay out
+    _stun_traces(pending, stun, t0, lane_of)
+    _dtls_traces(pending, flights, t0, lane_of)
+    _media_lanes(pending, a, t0, lane_of)
+    _moment_traces(pending, moments, t0)
+    lanes_px = 48 * (len(lanes) + (1 if len(moments) else 0)) + 60
+    heights = [lanes_px] + [METRIC_PX] * len(metrics)
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=min(0.08, 60 / sum(heights)),
+                        row_heights=heights, subplot_titles=titles)
+    pending.replay(fig)
     order = sorted(lanes, key=lambda k: lanes[k])
     if len(moments):
         order.insert(0, MOMENTS_LANE)
@@ -75,11 +78,28 @@ def timeline(a) -> go.Figure:
                            xref="paper", yref="paper", x=0.5, y=0.02, font={"color": "#666"})
     fig.update_xaxes(title_text="seconds from capture start", row=rows, col=1)
     fig.update_layout(
-        title="Call timeline", height=max(420, 60 * len(order) + 160) + 180 * len(metrics),
+        title="Call timeline", height=max(360, sum(heights) + 60 * len(metrics) + 140),
         hovermode="closest", legend={"groupclick": "toggleitem"}, margin={"l": 230, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
     )
     return fig
+
+
+class _Pending:
+    """Traces and shapes drawn before the figure exists."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def add_trace(self, *args, **kw) -> None:
+        self.calls.append(("add_trace", args, kw))
+
+    def add_shape(self, *args, **kw) -> None:
+        self.calls.append(("add_shape", args, kw))
+
+    def replay(self, fig) -> None:
+        for name, args, kw in self.calls:
+            getattr(fig, name)(*args, **kw)
 
 
 _METRIC_TITLE = {"bitrate": "Bitrate per stream (kbit/s)", "loss": "Loss per stream (%)",

@@ -18,6 +18,8 @@ import asyncio
 import fractions
 import json
 import math
+import random
+import socket
 import sys
 import time
 
@@ -60,6 +62,15 @@ class Tone(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, RATE)
         self.pts += SAMPLES
         return frame
+
+
+def dns_query(resolver: str, name: str) -> None:
+    """One DNS A query (documented step 1: the client resolves the service's names, Flow 2). No answer is
+    awaited: the resolvers of the emulated networks answer with ICMP port unreachable."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    msg = random.randbytes(2) + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(msg, (resolver, 53))
 
 
 def emit(**msg) -> None:
@@ -199,6 +210,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
         aioice.stun.RETRY_MAX = args.check_retries
     ep = Endpoint(args)
+    if args.dns:
+        dns_query(args.dns, "relay.cloud.example")
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -218,6 +231,9 @@ async def main_async(args: argparse.Namespace) -> None:
         elif msg["cmd"] == "stop":
             break
     await ep.stop()
+    if args.dns:
+        print("dns end", flush=True, file=sys.stderr)
+        dns_query(args.dns, "telemetry.cloud.example")  # the client reports the call (Flow 4 after a lookup)
 
 
 def main() -> None:
@@ -228,6 +244,7 @@ def main() -> None:
     ap.add_argument("--turn", help="RTCIceServer as JSON: urls, username, credential")
     ap.add_argument("--policy", choices=("all", "relay"), default="all")
     ap.add_argument("--codec", help="only this audio codec (e.g. PCMU)")
+    ap.add_argument("--dns", help="resolver to send the start/end-of-call lookups to")
     ap.add_argument("--freq", type=float, default=440.0)
     ap.add_argument("--connect-timeout", type=float, default=15.0)
     ap.add_argument("--check-retries", type=int, help="aioice STUN retransmissions (default 6: 63 s to fail)")

@@ -83,6 +83,7 @@ class Peers:
         args = [sys.executable, "-m", "captures.generate.peer", "--name", name, "--freq", str(FREQS[name])]
         args += [x for call, (a, _) in self.calls.items() if a == name for x in ("--offer", call)]
         if name in CLIENTS:
+            args += ["--dns", world.SITES[world.HOSTS[name][0]].lan_gateway]
             args += ["--stun", relay.STUN_URL, "--turn", json.dumps(relay.ice_server(sc.turn.get(name, "udp")))]
         args += ["--policy", sc.policy.get(name, "all"), "--connect-timeout", str(ICE_DEADLINE_S - 5)]
         if name in sc.codec:
@@ -145,7 +146,8 @@ class Peers:
             self.send(name, cmd="stop")
         for name, proc in self.procs.items():
             try:
-                await asyncio.wait_for(proc.wait(), 10)
+                if await asyncio.wait_for(proc.wait(), 10):
+                    self.errors.append(f"{name}: exit status {proc.returncode}")
             except TimeoutError:
                 self.errors.append(f"{name}: did not stop")
         await asyncio.gather(*self.readers, return_exceptions=True)
@@ -199,6 +201,11 @@ def run(sc: Scenario, out: Path, log=print) -> dict:
         peers = asyncio.run(call(sc, w, env, tmp))
         time.sleep(0.2)
         counts = {f: stop_capture(lab, p) for f, p in dumps.items()}
+        if os.environ.get("CFGEN_LOGS"):  # keep the peers' and coturn's logs for debugging
+            logs = Path(os.environ["CFGEN_LOGS"]) / sc.name
+            logs.mkdir(parents=True, exist_ok=True)
+            for f in [*tmp.glob("*.log")]:
+                shutil.copyfile(f, logs / f.name)
         if peers.errors:
             raise LabError(f"{sc.name}: " + "; ".join(peers.errors) + "\n" + peers.log_tail())
         truth = make_truth(sc, w, peers, counts)

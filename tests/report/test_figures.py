@@ -168,7 +168,7 @@ def test_path_diagram_relayed_call_and_findings(ntop_stun):
     assert "call 1: external-via-relay" in fig.layout.yaxis.ticktext
     hops = [h for h, y in zip(t["hops"].text, t["hops"].y, strict=True) if y == 1]
     assert hops == ["192.168.12.169:38123<br>client", "31.13.86.54:40003<br>TURN server, relay :53789",
-                    "185.170.139.1:12176<br>unknown"]
+                    "185.170.139.1:12176<br>peer"]
     hover = " ".join(t["findings"].hovertext)
     assert "non-cloud-relay" in hover and "ice-failed" in hover
     assert "tried, not selected" in t  # the failed session's first pair, dashed
