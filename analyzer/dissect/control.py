@@ -138,14 +138,22 @@ def _addr(a: Address | None) -> tuple[str | None, int | None]:
     return (a.address, a.port) if isinstance(a, Address) else (None, None)
 
 
-_BINDING_NAMES = {(0, 0): "STUN Binding request", (0, 0x10): "STUN Binding indication",
-                  (1, 0): "STUN Binding success", (1, 0x10): "STUN Binding error"}
+_BINDING_NAMES = {
+    (0, 0): "STUN Binding request",
+    (0, 0x10): "STUN Binding indication",
+    (1, 0): "STUN Binding success",
+    (1, 0x10): "STUN Binding error",
+}
 
 
 def _plain_binding(data: bytes) -> bool:
     """An RFC 5389 Binding message (cookie present, not MS-TURN legacy): the type's method bits are 1."""
-    return (data[0] & 0xFE) == 0 and (data[1] & 0xEF) == 0x01 and data[4:8] == b"\x21\x12\xa4\x42" and (
-        data[20:24] != b"\x00\x0f\x00\x04")
+    return (
+        (data[0] & 0xFE) == 0
+        and (data[1] & 0xEF) == 0x01
+        and data[4:8] == b"\x21\x12\xa4\x42"
+        and (data[20:24] != b"\x00\x0f\x00\x04")
+    )
 
 
 def message_name(msg: StunMessage) -> str:

@@ -185,9 +185,20 @@ class DissectStage:
             return None
         addrs = (b.src_hi[idx], b.src_lo[idx], b.dst_hi[idx], b.dst_lo[idx], b.sport[idx], b.dport[idx])
         return media_rows.build(
-            self.file, b.buf, b.payload_off[idx], b.payload_len[idx], b.frame[idx], b.ts_ns[idx], addrs, addrs,
-            b.proto[idx], b.payload_len[idx], b.dscp[idx], np.zeros(idx.size, dtype=bool),
-            np.zeros(idx.size, dtype=np.int32), cols=cols,
+            self.file,
+            b.buf,
+            b.payload_off[idx],
+            b.payload_len[idx],
+            b.frame[idx],
+            b.ts_ns[idx],
+            addrs,
+            addrs,
+            b.proto[idx],
+            b.payload_len[idx],
+            b.dscp[idx],
+            np.zeros(idx.size, dtype=bool),
+            np.zeros(idx.size, dtype=np.int32),
+            cols=cols,
         )
 
     # ------------------------------------------------------------------ TCP

@@ -92,8 +92,18 @@ class CandidateBook:
             return "host", f"{z.rule}: media processors answer with host candidates"
         return "unknown", "public address; this capture does not say whether host or reflexive"
 
-    def add(self, agent: str | None, address: str, port: int, transport: str, frame: int, file: int,
-            relayed_check: bool = False, typed: tuple[str, str] | None = None, seen: str = "") -> Candidate:
+    def add(
+        self,
+        agent: str | None,
+        address: str,
+        port: int,
+        transport: str,
+        frame: int,
+        file: int,
+        relayed_check: bool = False,
+        typed: tuple[str, str] | None = None,
+        seen: str = "",
+    ) -> Candidate:
         """Record a candidate; a better-founded type replaces a weaker one, and `seen` accumulates how
         the capture saw it ('check source', 'check destination', 'check response')."""
         t, rule = typed or self.classify(address, port, relayed_check)

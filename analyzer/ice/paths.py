@@ -77,8 +77,15 @@ class PathCounter:
             f, lst = int(first[g]), int(last[g])
             acc = self._acc.get(k)
             if acc is None:
-                self._acc[k] = [int(n[g]), int(nbytes[g]), int(mb.frame[f]), int(mb.ts_ns[f]), int(mb.frame[lst]),
-                                int(mb.ts_ns[lst]), mb.file]
+                self._acc[k] = [
+                    int(n[g]),
+                    int(nbytes[g]),
+                    int(mb.frame[f]),
+                    int(mb.ts_ns[f]),
+                    int(mb.frame[lst]),
+                    int(mb.ts_ns[lst]),
+                    mb.file,
+                ]
             else:
                 acc[0] += int(n[g])
                 acc[1] += int(nbytes[g])
@@ -107,6 +114,7 @@ class PathCounter:
                     ft,
                     lf,
                     lt,
+                    file,
                 )
             )
         return sorted(out, key=lambda p: p.first_ts_ns)

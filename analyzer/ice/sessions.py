@@ -102,10 +102,26 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
         if p is None:
             side = _relay_side(r, book) if r.relayed else None
             same = ("host", "both ends of the check on one host") if local[0] == remote[0] and not r.relayed else None
-            lc = book.add(r.ufrag_from, *local, r.transport, int(r.frame), r.file, relayed_check=side == "local",
-                          typed=same, seen="check source")
-            rc = book.add(r.ufrag_to, *remote, r.transport, int(r.frame), r.file, relayed_check=side == "remote",
-                          typed=same, seen="check destination")
+            lc = book.add(
+                r.ufrag_from,
+                *local,
+                r.transport,
+                int(r.frame),
+                r.file,
+                relayed_check=side == "local",
+                typed=same,
+                seen="check source",
+            )
+            rc = book.add(
+                r.ufrag_to,
+                *remote,
+                r.transport,
+                int(r.frame),
+                r.file,
+                relayed_check=side == "remote",
+                typed=same,
+                seen="check destination",
+            )
             p = pairs[pk] = _Pair(
                 s.session,
                 len(s.pairs),
@@ -154,7 +170,15 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                                 f"XOR-MAPPED-ADDRESS of a check response (frame {resp.frame}) "
                                 "matching no known candidate",
                             )
-                        book.add(r.ufrag_from, *ep, r.transport, int(resp.frame), resp.file, typed=typed, seen="check response")
+                        book.add(
+                            r.ufrag_from,
+                            *ep,
+                            r.transport,
+                            int(resp.frame),
+                            resp.file,
+                            typed=typed,
+                            seen="check response",
+                        )
             else:
                 code = int(resp.error_code) if pd.notna(resp.error_code) else 0
                 p.errors.append(f"{code} (frame {resp.frame})")

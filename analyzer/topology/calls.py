@@ -98,11 +98,23 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
     for p in paths:  # media with no ICE session: one call per pair of hosts
         ends = frozenset(((p.src, p.sport), (p.dst, p.dport)))
         wire = frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))
-        if ends in used_ends or wire in used_ends or not p.src or p.packets < MIN_MEDIA_CALL or {p.sport, p.dport} & {53}:
+        if (
+            ends in used_ends
+            or wire in used_ends
+            or not p.src
+            or p.packets < MIN_MEDIA_CALL
+            or {p.sport, p.dport} & {53}
+        ):
             continue
         hosts = frozenset((p.src, p.dst))
-        c = next((c for c in calls if not c.sessions and c.media_ends and
-                  frozenset(x for e in c.media_ends[0] for x in [e[0]]) == hosts), None)
+        c = next(
+            (
+                c
+                for c in calls
+                if not c.sessions and c.media_ends and frozenset(x for e in c.media_ends[0] for x in [e[0]]) == hosts
+            ),
+            None,
+        )
         if c is None:
             c = Call(len(calls))
             calls.append(c)
@@ -131,21 +143,32 @@ def _payload_types(a, ends: list[frozenset]) -> set[int]:
 
 def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
     if c.sessions:
-        clients = {(r.relayed_address, int(r.relayed_port)): r.client for r in a.allocations.itertuples(index=False)
-                   if isinstance(r.relayed_address, str)}
+        clients = {
+            (r.relayed_address, int(r.relayed_port)): r.client
+            for r in a.allocations.itertuples(index=False)
+            if isinstance(r.relayed_address, str)
+        }
         for agent in dict.fromkeys(c.agents):
             own = cands[cands.agent == agent]
             found = list(zip(own.address, own.type, own.seen, strict=True))
             # a relay candidate's owner sits where its TURN client address is
-            found += [(clients[(r.address, int(r.port))], "host", "check source") for r in own.itertuples(index=False)
-                      if r.type == "relay" and (r.address, int(r.port)) in clients]
+            found += [
+                (clients[(r.address, int(r.port))], "host", "check source")
+                for r in own.itertuples(index=False)
+                if r.type == "relay" and (r.address, int(r.port)) in clients
+            ]
             c.locations[agent] = locate(found, zm)
         sel = c.selected[0] if c.selected else None
         c.relayed = bool(sel is not None and sel.relayed)
-        c.path = "; ".join(a.sessions.set_index("session").loc[s].path for s in c.sessions
-                           if isinstance(a.sessions.set_index("session").loc[s].path, str))
-        ends = [frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))))
-                for p in c.selected]
+        c.path = "; ".join(
+            a.sessions.set_index("session").loc[s].path
+            for s in c.sessions
+            if isinstance(a.sessions.set_index("session").loc[s].path, str)
+        )
+        ends = [
+            frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))))
+            for p in c.selected
+        ]
     else:
         for host in {h for e in c.media_ends for h, _ in e}:
             c.locations[host] = locate([(host, "host", "check source")], zm)
@@ -162,7 +185,7 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
             c.topology, c.reason = "group-call", f"{len(c.sessions) or 1} leg(s) to a cloud media processor"
     elif any(x in ("vpn", "vpn-user") for x in locs):
         others = [x for x in locs if x not in ("vpn", "vpn-user")]
-        if "customer" in others or locs.count("vpn") + locs.count("vpn-user") > 1 and not others:
+        if "customer" in others or (locs.count("vpn") + locs.count("vpn-user") > 1 and not others):
             c.topology = "vpn-internal-via-relay" if c.relayed else "vpn-internal-direct"
         elif "internet" in others:
             c.topology = "vpn-external-direct"
@@ -189,12 +212,19 @@ def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for c in calls:
         observed = _observed(c, flows)
-        rows.append({
-            "call": c.call, "topology": c.topology, "path": c.path, "expected": ", ".join(EXPECTED[c.topology]),
-            "observed": ", ".join(observed), "reason": c.reason, "relayed": c.relayed,
-            "sessions": ",".join(map(str, c.sessions)), "participants": ", ".join(
-                f"{k} ({v[0]})" for k, v in c.locations.items()),
-        })
+        rows.append(
+            {
+                "call": c.call,
+                "topology": c.topology,
+                "path": c.path,
+                "expected": ", ".join(EXPECTED[c.topology]),
+                "observed": ", ".join(observed),
+                "reason": c.reason,
+                "relayed": c.relayed,
+                "sessions": ",".join(map(str, c.sessions)),
+                "participants": ", ".join(f"{k} ({v[0]})" for k, v in c.locations.items()),
+            }
+        )
     cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants"]
     return pd.DataFrame(rows, columns=cols)
 

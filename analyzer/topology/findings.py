@@ -17,7 +17,7 @@ PRINCIPLES = {
     "direct": "Media for peer-to-peer calls takes the most direct route available.",
     "intranet": "Two clients on the customer network should get a direct path.",
     "vpn": "Media must not traverse a VPN, packet shaper or inspection device (media transmission over VPNs "
-           "is not supported).",
+    "is not supported).",
     "udp": "UDP is strongly preferred over TCP for media.",
     "relay": "The service's relays are reached on UDP 3478-3481 (TCP 443 as a fallback).",
 }
@@ -47,41 +47,76 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
         sp = pairs[pairs.session.isin(c.sessions)]
         states = [sessions.loc[s].state for s in c.sessions]
         if c.sessions and all(st == "failed" for st in states):
-            out.append(Finding(c.call, "ice-failed", "error", "ICE failed: no connectivity check succeeded",
-                               f"{len(sp)} candidate pairs checked, none answered with success.",
-                               "; ".join(f"{p.description}: {p.state}" for p in sp.itertuples())[:600],
-                               "Check UDP 3478-3481 to the relays and the firewall rules for the client's ports.",
-                               _frames(sp.first_check_frame)))
+            out.append(
+                Finding(
+                    c.call,
+                    "ice-failed",
+                    "error",
+                    "ICE failed: no connectivity check succeeded",
+                    f"{len(sp)} candidate pairs checked, none answered with success.",
+                    "; ".join(f"{p.description}: {p.state}" for p in sp.itertuples())[:600],
+                    "Check UDP 3478-3481 to the relays and the firewall rules for the client's ports.",
+                    _frames(sp.first_check_frame),
+                )
+            )
         direct = sp[~sp.relayed]
         relay_ok = sp[sp.relayed & (sp.state == "succeeded")]
         if len(direct) and not (direct.state == "succeeded").any() and len(relay_ok):
             remote_direct = direct[~direct.agent.isin(_capture_agents(a, zm))]
-            what = ("the peer's direct checks arrived but ours got no answer: inbound UDP is dropped on the "
-                    "peer's side (its NAT or firewall)" if len(remote_direct) else
-                    "UDP between the two sites: no direct check was answered and none of the peer's arrived")
-            out.append(Finding(c.call, "direct-path-blocked", "warning", "Direct path blocked; media relayed",
-                               f"{PRINCIPLES['direct']} Blocked: {what}.",
-                               f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: "
-                               f"{relay_ok.iloc[0].description}", "Open UDP between the sites or at the NAT.",
-                               _frames(list(direct.first_check_frame) + list(relay_ok.first_success_frame))))
+            what = (
+                "the peer's direct checks arrived but ours got no answer: inbound UDP is dropped on the "
+                "peer's side (its NAT or firewall)"
+                if len(remote_direct)
+                else "UDP between the two sites: no direct check was answered and none of the peer's arrived"
+            )
+            out.append(
+                Finding(
+                    c.call,
+                    "direct-path-blocked",
+                    "warning",
+                    "Direct path blocked; media relayed",
+                    f"{PRINCIPLES['direct']} Blocked: {what}.",
+                    f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: {relay_ok.iloc[0].description}",
+                    "Open UDP between the sites or at the NAT.",
+                    _frames(list(direct.first_check_frame) + list(relay_ok.first_success_frame)),
+                )
+            )
         locs = [v[0] for v in c.locations.values()]
         if c.relayed and len(locs) >= 2 and all(x == "customer" for x in locs):
             sel = c.selected[0]
-            out.append(Finding(c.call, "relay-hairpin", "warning",
-                               "Media hairpins through the relay between two customer-network clients",
-                               PRINCIPLES["intranet"], f"selected path {sel.description}",
-                               "Allow UDP between the clients' subnets so ICE finds the direct pair.",
-                               _frames([sel.first_check_frame, sel.first_success_frame])))
+            out.append(
+                Finding(
+                    c.call,
+                    "relay-hairpin",
+                    "warning",
+                    "Media hairpins through the relay between two customer-network clients",
+                    PRINCIPLES["intranet"],
+                    f"selected path {sel.description}",
+                    "Allow UDP between the clients' subnets so ICE finds the direct pair.",
+                    _frames([sel.first_check_frame, sel.first_success_frame]),
+                )
+            )
         if c.relayed:
-            server = c.selected[0].wire.split(" -> ")[1].rpartition(":")[0] if isinstance(c.selected[0].wire, str) else ""
-            client = c.selected[0].wire.split(" -> ")[0].rpartition(":")[0] if isinstance(c.selected[0].wire, str) else ""
+            server = (
+                c.selected[0].wire.split(" -> ")[1].rpartition(":")[0] if isinstance(c.selected[0].wire, str) else ""
+            )
+            client = (
+                c.selected[0].wire.split(" -> ")[0].rpartition(":")[0] if isinstance(c.selected[0].wire, str) else ""
+            )
             relay_host = server if zm.zone(server).role == "relay" or server in zm.relays else client
             if relay_host and zm.zone(relay_host).zone != "cloud":
-                out.append(Finding(c.call, "non-cloud-relay", "warning", "Media relayed by a TURN server outside "
-                                   "the service's ranges", f"{relay_host} is {zm.zone(relay_host).rule}.",
-                                   f"selected path {c.selected[0].description}",
-                                   "Check the TURN configuration; the service's relays are in its published ranges.",
-                                   _frames([c.selected[0].first_check_frame])))
+                out.append(
+                    Finding(
+                        c.call,
+                        "non-cloud-relay",
+                        "warning",
+                        "Media relayed by a TURN server outside the service's ranges",
+                        f"{relay_host} is {zm.zone(relay_host).rule}.",
+                        f"selected path {c.selected[0].description}",
+                        "Check the TURN configuration; the service's relays are in its published ranges.",
+                        _frames([c.selected[0].first_check_frame]),
+                    )
+                )
         out += _tcp_fallback(c, sp, allocs)
         out += _media_over_vpn(c, zm)
         if c.sessions:
@@ -91,13 +126,21 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     nom = sp[(sp.session == s) & (sp.pair == row.nominated_pair)].iloc[0]
                     sel = sp[(sp.session == s) & (sp.pair == row.selected_pair)].iloc[0]
                     if {(nom.local_address, nom.local_port), (nom.remote_address, nom.remote_port)} != {
-                            (sel.local_address, sel.local_port), (sel.remote_address, sel.remote_port)}:
-                        out.append(Finding(c.call, "media-not-on-nominated-pair", "warning",
-                                           "Media flows on a pair other than the nominated one",
-                                           "After nomination both agents must send media on the nominated pair.",
-                                           f"nominated {nom.description}; media on {sel.description}",
-                                           "Look for a NAT rebinding or a renomination without checks.",
-                                           _frames([nom.first_success_frame, sel.first_check_frame])))
+                        (sel.local_address, sel.local_port),
+                        (sel.remote_address, sel.remote_port),
+                    }:
+                        out.append(
+                            Finding(
+                                c.call,
+                                "media-not-on-nominated-pair",
+                                "warning",
+                                "Media flows on a pair other than the nominated one",
+                                "After nomination both agents must send media on the nominated pair.",
+                                f"nominated {nom.description}; media on {sel.description}",
+                                "Look for a NAT rebinding or a renomination without checks.",
+                                _frames([nom.first_success_frame, sel.first_check_frame]),
+                            )
+                        )
     out += _relay_unreachable(allocs)
     out += _dtls_failed(a)
     out += _one_way(a, calls)
@@ -118,30 +161,54 @@ def _tcp_fallback(c: Call, sp: pd.DataFrame, allocs: pd.DataFrame) -> list[Findi
         client, server = sel.wire.split(" -> ") if isinstance(sel.wire, str) else ("", "")
         host, _, port = client.rpartition(":")
         shost, _, sport = server.rpartition(":")
-        al = allocs[((allocs.client == host) & (allocs.client_port.astype("Int64") == int(port or 0))) |
-                    ((allocs.client == shost) & (allocs.client_port.astype("Int64") == int(sport or 0)))]
+        al = allocs[
+            ((allocs.client == host) & (allocs.client_port.astype("Int64") == int(port or 0)))
+            | ((allocs.client == shost) & (allocs.client_port.astype("Int64") == int(sport or 0)))
+        ]
         tcp = sel.transport == "tcp" or (len(al) and (al.transport == "tcp").any())
         if tcp:
             udp = allocs[allocs.transport == "udp"]
-            udp_note = ("no UDP allocation attempted" if not len(udp) else
-                        f"UDP allocations: {', '.join(udp.state.astype(str))}")
-            return [Finding(c.call, "tcp-fallback", "warning", "Media over TCP (UDP blocked or unavailable)",
-                            PRINCIPLES["udp"], f"selected path {sel.description}; {udp_note}",
-                            "Allow UDP 3478-3481 to the service's relay ranges.",
-                            _frames(list(al.first_frame) + [sel.first_check_frame]))]
+            udp_note = (
+                "no UDP allocation attempted"
+                if not len(udp)
+                else f"UDP allocations: {', '.join(udp.state.astype(str))}"
+            )
+            return [
+                Finding(
+                    c.call,
+                    "tcp-fallback",
+                    "warning",
+                    "Media over TCP (UDP blocked or unavailable)",
+                    PRINCIPLES["udp"],
+                    f"selected path {sel.description}; {udp_note}",
+                    "Allow UDP 3478-3481 to the service's relay ranges.",
+                    _frames([*list(al.first_frame), sel.first_check_frame]),
+                )
+            ]
     return []
 
 
 def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
     bad = allocs[allocs.state.isin(["unanswered", "failed"])]
-    if not len(bad) or (allocs.state == "allocated").any() and not (bad.state == "failed").any():
+    if not len(bad) or ((allocs.state == "allocated").any() and not (bad.state == "failed").any()):
         return []
-    ev = "; ".join(f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}/{r.transport} {r.state}"
-                   + (f" ({r.errors})" if r.errors else "") for r in bad.itertuples())
-    return [Finding(None, "relay-unreachable", "error" if not (allocs.state == "allocated").any() else "warning",
-                    "TURN allocations unanswered or refused", PRINCIPLES["relay"], ev[:800],
-                    "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
-                    _frames(bad.first_frame))]
+    ev = "; ".join(
+        f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}/{r.transport} {r.state}"
+        + (f" ({r.errors})" if r.errors else "")
+        for r in bad.itertuples()
+    )
+    return [
+        Finding(
+            None,
+            "relay-unreachable",
+            "error" if not (allocs.state == "allocated").any() else "warning",
+            "TURN allocations unanswered or refused",
+            PRINCIPLES["relay"],
+            ev[:800],
+            "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
+            _frames(bad.first_frame),
+        )
+    ]
 
 
 def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
@@ -153,9 +220,18 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
                 hits.append(f"{addr} is {z.rule} (pair {p.description})")
     if not hits:
         return []
-    return [Finding(c.call, "media-over-vpn", "error", "Media goes through the VPN tunnel", PRINCIPLES["vpn"],
-                    "; ".join(hits), "Configure split tunnelling so the service's media ranges bypass the VPN.",
-                    _frames([p.first_check_frame for p in c.selected]))]
+    return [
+        Finding(
+            c.call,
+            "media-over-vpn",
+            "error",
+            "Media goes through the VPN tunnel",
+            PRINCIPLES["vpn"],
+            "; ".join(hits),
+            "Configure split tunnelling so the service's media ranges bypass the VPN.",
+            _frames([p.first_check_frame for p in c.selected]),
+        )
+    ]
 
 
 def tunnel_findings(a, zm: ZoneMap, calls: list[Call]) -> list[Finding]:
@@ -168,12 +244,20 @@ def tunnel_findings(a, zm: ZoneMap, calls: list[Call]) -> list[Finding]:
         rate = t.packets / dur if dur > 0 else 0
         mine = outside_media[(outside_media.src == t.client[0]) | (outside_media.dst == t.client[0])]
         if dur >= 2 and rate >= 40 and not len(mine):
-            out.append(Finding(None, "media-over-vpn", "error", "Call media inside the VPN tunnel",
-                               PRINCIPLES["vpn"], f"{t.client[0]} -> {t.server[0]}:{t.server[1]} "
-                               f"({', '.join(sorted(t.kinds))}): {t.packets} packets in {dur:.1f} s ({rate:.0f}/s), "
-                               "and no media outside the tunnel from that host",
-                               "Configure split tunnelling so the service's media ranges bypass the VPN.",
-                               [t.first_frame]))
+            out.append(
+                Finding(
+                    None,
+                    "media-over-vpn",
+                    "error",
+                    "Call media inside the VPN tunnel",
+                    PRINCIPLES["vpn"],
+                    f"{t.client[0]} -> {t.server[0]}:{t.server[1]} "
+                    f"({', '.join(sorted(t.kinds))}): {t.packets} packets in {dur:.1f} s ({rate:.0f}/s), "
+                    "and no media outside the tunnel from that host",
+                    "Configure split tunnelling so the service's media ranges bypass the VPN.",
+                    [t.first_frame],
+                )
+            )
     return out
 
 
@@ -187,14 +271,24 @@ def _dtls_failed(a) -> list[Finding]:
         late = (end - r.start_ts.value) / 1e9 > 2
         fatal = isinstance(r.alerts, str) and "fatal" in r.alerts
         if (not r.completed and late) or fatal:
-            why = "fatal alert" if fatal else (
-                "no completion, repeated flights" if r.retransmitted_flights >= 2 else "no completion")
-            out.append(Finding(None, "dtls-failed", "error", f"DTLS handshake failed ({why})",
-                               "Media keys come from the DTLS-SRTP handshake: without it no media flows.",
-                               f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}, alerts: {r.alerts or 'none'}, "
-                               f"retransmitted flights {r.retransmitted_flights}",
-                               "Check fingerprints in the signaling and anything that drops large UDP datagrams.",
-                               _frames([r.client_hello_frame, r.server_hello_frame, r.first_frame])))
+            why = (
+                "fatal alert"
+                if fatal
+                else ("no completion, repeated flights" if r.retransmitted_flights >= 2 else "no completion")
+            )
+            out.append(
+                Finding(
+                    None,
+                    "dtls-failed",
+                    "error",
+                    f"DTLS handshake failed ({why})",
+                    "Media keys come from the DTLS-SRTP handshake: without it no media flows.",
+                    f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}, alerts: {r.alerts or 'none'}, "
+                    f"retransmitted flights {r.retransmitted_flights}",
+                    "Check fingerprints in the signaling and anything that drops large UDP datagrams.",
+                    _frames([r.client_hello_frame, r.server_hello_frame, r.first_frame]),
+                )
+            )
     return out
 
 
@@ -210,12 +304,19 @@ def _one_way(a, calls: list[Call]) -> list[Finding]:
     for r in md[md.one_way.fillna(False).astype(bool)].itertuples(index=False):
         ends = {(r.sender, int(r.sender_port)), (r.receiver, int(r.receiver_port))}
         call = next((c.call for c in calls if _joins(c, ends)), None)
-        out.append(Finding(call, "one-way-media", "error", "One-way media",
-                           "Both directions of a call carry media; one is silent here.",
-                           f"{r.sender}:{r.sender_port} -> {r.receiver}:{r.receiver_port} silent for "
-                           f"{float(r.silent_s):.1f} s while {r.receiver} sends ({int(r.packets)} packets this way)",
-                           "Look for a firewall or NAT that drops one direction, or a muted/failed capture device.",
-                           []))
+        out.append(
+            Finding(
+                call,
+                "one-way-media",
+                "error",
+                "One-way media",
+                "Both directions of a call carry media; one is silent here.",
+                f"{r.sender}:{r.sender_port} -> {r.receiver}:{r.receiver_port} silent for "
+                f"{float(r.silent_s):.1f} s while {r.receiver} sends ({int(r.packets)} packets this way)",
+                "Look for a firewall or NAT that drops one direction, or a muted/failed capture device.",
+                [],
+            )
+        )
     return out
 
 
@@ -245,10 +346,18 @@ def _middlebox(a) -> list[Finding]:
                 if hi - lo >= 2:
                     changed.append(f"TTL {v} {name}")
         if changed:
-            out.append(Finding(None, "unsupported-middlebox", "warning", "TTL changes in the middle of a media flow",
-                               PRINCIPLES["vpn"], f"{r.src}:{r.sport} <-> {r.dst}:{r.dport}: {'; '.join(changed)}",
-                               "Look for a device that re-routes or proxies media on this path.",
-                               [int(r.first_frame)]))
+            out.append(
+                Finding(
+                    None,
+                    "unsupported-middlebox",
+                    "warning",
+                    "TTL changes in the middle of a media flow",
+                    PRINCIPLES["vpn"],
+                    f"{r.src}:{r.sport} <-> {r.dst}:{r.dport}: {'; '.join(changed)}",
+                    "Look for a device that re-routes or proxies media on this path.",
+                    [int(r.first_frame)],
+                )
+            )
     if len(a.files) > 1:
         seen: dict[tuple, set] = {}
         for r in media.itertuples(index=False):
@@ -256,9 +365,18 @@ def _middlebox(a) -> list[Finding]:
             seen.setdefault(key, set()).add(r.dscp_fwd)
         for key, marks in seen.items():
             if len({m for m in marks if isinstance(m, str)}) > 1:
-                out.append(Finding(None, "unsupported-middlebox", "warning", "DSCP rewritten between capture points",
-                                   PRINCIPLES["vpn"], f"{key}: DSCP {sorted(m for m in marks if isinstance(m, str))}",
-                                   "Find the device that rewrites DSCP between the two capture points.", []))
+                out.append(
+                    Finding(
+                        None,
+                        "unsupported-middlebox",
+                        "warning",
+                        "DSCP rewritten between capture points",
+                        PRINCIPLES["vpn"],
+                        f"{key}: DSCP {sorted(m for m in marks if isinstance(m, str))}",
+                        "Find the device that rewrites DSCP between the two capture points.",
+                        [],
+                    )
+                )
     return out
 
 

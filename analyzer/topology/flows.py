@@ -84,7 +84,9 @@ class FlowTable:
                     self.file,
                     (addr_str(b.src_hi[idx][i0], b.src_lo[idx][i0]), int(b.sport[idx][i0])),
                     (addr_str(b.dst_hi[idx][i0], b.dst_lo[idx][i0]), int(b.dport[idx][i0])),
-                    int(proto[i0]), int(fr[i0]), int(b.ts_ns[idx][i0]),
+                    int(proto[i0]),
+                    int(fr[i0]),
+                    int(b.ts_ns[idx][i0]),
                 )
                 same = True
             else:  # is this batch's first packet in the flow's a->b direction?
@@ -140,7 +142,7 @@ def protocols(acc: FlowAcc, dissected: set[str] | None = None) -> list[str]:
     ports = {acc.a[1], acc.b[1]}
     if acc.vpn:
         out += sorted({k.split("-")[0] if k.startswith(("wireguard", "nat-t")) else k for k in acc.vpn})
-    if acc.proto == PROTO_UDP and 53 in ports or acc.proto == PROTO_TCP and 53 in ports:
+    if 53 in ports and acc.proto in (PROTO_UDP, PROTO_TCP):
         out.append("dns")
     if acc.proto == PROTO_TCP and ports & {443, 5349} and c["dtls"] and not (dissected or set()) & {"stun"}:
         out.append("tls")

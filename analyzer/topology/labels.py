@@ -11,10 +11,36 @@ from .flows import FlowAcc, protocols
 from .zones import ZoneMap
 
 COLUMNS = [
-    "file", "src", "sport", "dst", "dport", "transport", "initiator", "initiator_rule", "src_zone", "dst_zone",
-    "src_rule", "dst_rule", "label", "label_reason", "media", "protocols", "packets", "bytes", "packets_fwd",
-    "packets_rev", "first_frame", "first_ts", "last_ts", "relayed", "outer", "vpn", "dscp_fwd", "dscp_rev",
-    "ttl_fwd", "ttl_rev",
+    "file",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "transport",
+    "initiator",
+    "initiator_rule",
+    "src_zone",
+    "dst_zone",
+    "src_rule",
+    "dst_rule",
+    "label",
+    "label_reason",
+    "media",
+    "protocols",
+    "packets",
+    "bytes",
+    "packets_fwd",
+    "packets_rev",
+    "first_frame",
+    "first_ts",
+    "last_ts",
+    "relayed",
+    "outer",
+    "vpn",
+    "dscp_fwd",
+    "dscp_rev",
+    "ttl_fwd",
+    "ttl_rev",
 ]
 MIN_MEDIA_PACKETS = 5
 TRANSPORT = {PROTO_UDP: "udp", PROTO_TCP: "tcp", 1: "icmp", 58: "icmpv6", 50: "esp", 51: "ah"}
@@ -24,8 +50,9 @@ def _ts(ns: int | None):
     return pd.Timestamp(ns, unit="ns", tz="UTC") if ns else pd.NaT
 
 
-def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: list[MediaPath],
-                dtls: pd.DataFrame | None = None) -> pd.DataFrame:
+def build_flows(
+    accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: list[MediaPath], dtls: pd.DataFrame | None = None
+) -> pd.DataFrame:
     first_request: dict[frozenset, tuple[str, int]] = {}
     dissected: dict[frozenset, set[str]] = {}
     for df, name in ((stun, "stun"), (dtls, "dtls")):
@@ -48,8 +75,11 @@ def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: lis
             key = frozenset(((r.src, int(r.sport)), (r.dst, int(r.dport))))
             first_request.setdefault(key, (r.src, int(r.sport)))
     # RTP-looking packets become media only in numbers: a DNS answer can start like RTP
-    media_wire = {frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport))) for p in paths
-                  if p.packets >= MIN_MEDIA_PACKETS}
+    media_wire = {
+        frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))
+        for p in paths
+        if p.packets >= MIN_MEDIA_PACKETS
+    }
     rows = []
     for f in accs:
         a, b = f.a, f.b
@@ -71,17 +101,40 @@ def build_flows(accs: list[FlowAcc], zm: ZoneMap, stun: pd.DataFrame, paths: lis
         n = {"ab": f.packets_ab, "ba": f.packets_ba}
         by = {"ab": f.bytes_ab, "ba": f.bytes_ba}
         protos = protocols(f, dissected.get(ends, set()))
-        rows.append({
-            "file": f.file, "src": a[0], "sport": a[1], "dst": b[0], "dport": b[1],
-            "transport": TRANSPORT.get(f.proto, str(f.proto)), "initiator": a[0], "initiator_rule": rule,
-            "src_zone": za.zone, "dst_zone": zb.zone, "src_rule": za.rule, "dst_rule": zb.rule, "label": label,
-            "label_reason": reason, "media": ends in media_wire or "rtp" in protos,
-            "protocols": ",".join(protos), "packets": n["ab"] + n["ba"], "bytes": by["ab"] + by["ba"],
-            "packets_fwd": n[fwd], "packets_rev": n[rev], "first_frame": f.first_frame, "first_ts": _ts(f.first_ts),
-            "last_ts": _ts(f.last_ts), "relayed": False, "outer": None,
-            "vpn": ",".join(sorted(f.vpn)) or None, "dscp_fwd": _fmt(f.dscp[fwd]), "dscp_rev": _fmt(f.dscp[rev]),
-            "ttl_fwd": _rng(f.ttl[fwd]), "ttl_rev": _rng(f.ttl[rev]),
-        })
+        rows.append(
+            {
+                "file": f.file,
+                "src": a[0],
+                "sport": a[1],
+                "dst": b[0],
+                "dport": b[1],
+                "transport": TRANSPORT.get(f.proto, str(f.proto)),
+                "initiator": a[0],
+                "initiator_rule": rule,
+                "src_zone": za.zone,
+                "dst_zone": zb.zone,
+                "src_rule": za.rule,
+                "dst_rule": zb.rule,
+                "label": label,
+                "label_reason": reason,
+                "media": ends in media_wire or "rtp" in protos,
+                "protocols": ",".join(protos),
+                "packets": n["ab"] + n["ba"],
+                "bytes": by["ab"] + by["ba"],
+                "packets_fwd": n[fwd],
+                "packets_rev": n[rev],
+                "first_frame": f.first_frame,
+                "first_ts": _ts(f.first_ts),
+                "last_ts": _ts(f.last_ts),
+                "relayed": False,
+                "outer": None,
+                "vpn": ",".join(sorted(f.vpn)) or None,
+                "dscp_fwd": _fmt(f.dscp[fwd]),
+                "dscp_rev": _fmt(f.dscp[rev]),
+                "ttl_fwd": _rng(f.ttl[fwd]),
+                "ttl_rev": _rng(f.ttl[rev]),
+            }
+        )
     rows += _inner_flows(paths, zm)
     df = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("sport", "dport"):
@@ -105,23 +158,46 @@ def _inner_flows(paths: list[MediaPath], zm: ZoneMap) -> list[dict]:
         relay_is_a = a[0] in zm.relays
         relay, peer = (a, b) if relay_is_a else (b, a)
         zpeer, zrelay = zm.zone(peer[0]), zm.zone(relay[0])
-        label, reason = {"internet": ("Flow 3", "remote user's leg of a relayed path"),
-                         "customer": ("Flow 4", "customer network's leg of a relayed path")}.get(
-                             zpeer.zone, ("other", f"relayed leg to a {zpeer.zone} address"))
+        label, reason = {
+            "internet": ("Flow 3", "remote user's leg of a relayed path"),
+            "customer": ("Flow 4", "customer network's leg of a relayed path"),
+        }.get(zpeer.zone, ("other", f"relayed leg to a {zpeer.zone} address"))
         fwd = sum(p.packets for p in ps if (p.src, p.sport) == a)
-        rows.append({
-            "file": first.file, "src": a[0], "sport": a[1], "dst": b[0],
-            "dport": b[1], "transport": "udp", "initiator": a[0], "initiator_rule": "sent the first media packet seen",
-            "src_zone": zm.zone(a[0]).zone, "dst_zone": zm.zone(b[0]).zone, "src_rule": zm.zone(a[0]).rule,
-            "dst_rule": zm.zone(b[0]).rule, "label": label, "label_reason": f"{reason} (relay {relay[0]}: "
-            f"{zrelay.zone})", "media": True, "protocols": "rtp", "packets": sum(p.packets for p in ps),
-            "bytes": sum(p.bytes for p in ps), "packets_fwd": fwd, "packets_rev": sum(p.packets for p in ps) - fwd,
-            "first_frame": first.first_frame, "first_ts": _ts(first.first_ts_ns),
-            "last_ts": _ts(max(p.last_ts_ns for p in ps)), "relayed": True,
-            "outer": f"{first.wire_src}:{first.wire_sport} <-> {first.wire_dst}:{first.wire_dport}"
-                     + (f" channel 0x{first.channel:04X}" if first.channel > 0 else " indications"),
-            "vpn": None, "dscp_fwd": None, "dscp_rev": None, "ttl_fwd": None, "ttl_rev": None,
-        })
+        rows.append(
+            {
+                "file": first.file,
+                "src": a[0],
+                "sport": a[1],
+                "dst": b[0],
+                "dport": b[1],
+                "transport": "udp",
+                "initiator": a[0],
+                "initiator_rule": "sent the first media packet seen",
+                "src_zone": zm.zone(a[0]).zone,
+                "dst_zone": zm.zone(b[0]).zone,
+                "src_rule": zm.zone(a[0]).rule,
+                "dst_rule": zm.zone(b[0]).rule,
+                "label": label,
+                "label_reason": f"{reason} (relay {relay[0]}: {zrelay.zone})",
+                "media": True,
+                "protocols": "rtp",
+                "packets": sum(p.packets for p in ps),
+                "bytes": sum(p.bytes for p in ps),
+                "packets_fwd": fwd,
+                "packets_rev": sum(p.packets for p in ps) - fwd,
+                "first_frame": first.first_frame,
+                "first_ts": _ts(first.first_ts_ns),
+                "last_ts": _ts(max(p.last_ts_ns for p in ps)),
+                "relayed": True,
+                "outer": f"{first.wire_src}:{first.wire_sport} <-> {first.wire_dst}:{first.wire_dport}"
+                + (f" channel 0x{first.channel:04X}" if first.channel > 0 else " indications"),
+                "vpn": None,
+                "dscp_fwd": None,
+                "dscp_rev": None,
+                "ttl_fwd": None,
+                "ttl_rev": None,
+            }
+        )
     return rows
 
 

@@ -84,11 +84,24 @@ class ZoneMap:
             if f.syn_from_b:
                 client, server = server, client
             kinds = ", ".join(sorted(f.vpn))
-            self.tunnels.append(VpnTunnel(client, server, dict(f.vpn), f.packets_ab + f.packets_ba, f.first_frame,
-                                          f.first_ts, f.last_ts, f.file))
+            self.tunnels.append(
+                VpnTunnel(
+                    client,
+                    server,
+                    dict(f.vpn),
+                    f.packets_ab + f.packets_ba,
+                    f.first_frame,
+                    f.first_ts,
+                    f.last_ts,
+                    f.file,
+                )
+            )
             if self.profile.zone(client[0]).zone != "vpn":
-                self.vpn_users.setdefault(client[0], f"keeps a VPN tunnel ({kinds}) to {server[0]}:{server[1]} "
-                                                     f"(frame {f.first_frame}): a VPN user's physical address")
+                self.vpn_users.setdefault(
+                    client[0],
+                    f"keeps a VPN tunnel ({kinds}) to {server[0]}:{server[1]} "
+                    f"(frame {f.first_frame}): a VPN user's physical address",
+                )
         for r in allocations.itertuples(index=False):
             self.relays.setdefault(r.server, f"TURN server seen allocating (frame {r.first_frame})")
             if isinstance(r.relayed_address, str):

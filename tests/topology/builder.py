@@ -49,24 +49,59 @@ class CallBuilder:
         t = tid()
         self.send(client, server, sb.message("Allocate", "request", [sb.attr(0x0019, b"\x11\0\0\0")], t), tcp)
         if answer:
-            self.send(server, client, sb.message("Allocate", "success", [
-                sb.xor_addr(0x0016, *relayed, t), sb.xor_addr(0x0020, *mapped, t),
-                sb.attr(0x000D, (600).to_bytes(4, "big"))], t), tcp)
+            self.send(
+                server,
+                client,
+                sb.message(
+                    "Allocate",
+                    "success",
+                    [
+                        sb.xor_addr(0x0016, *relayed, t),
+                        sb.xor_addr(0x0020, *mapped, t),
+                        sb.attr(0x000D, (600).to_bytes(4, "big")),
+                    ],
+                    t,
+                ),
+                tcp,
+            )
 
     def bind_channel(self, client, server, channel: int, peer, tcp: bool = False) -> None:
         t = tid()
-        self.send(client, server, sb.message("ChannelBind", "request", [
-            sb.attr(0x000C, channel.to_bytes(2, "big") + b"\0\0"), sb.xor_addr(0x0012, *peer, t)], t), tcp)
+        self.send(
+            client,
+            server,
+            sb.message(
+                "ChannelBind",
+                "request",
+                [sb.attr(0x000C, channel.to_bytes(2, "big") + b"\0\0"), sb.xor_addr(0x0012, *peer, t)],
+                t,
+            ),
+            tcp,
+        )
         self.send(server, client, sb.message("ChannelBind", "success", [], t), tcp)
 
-    def check(self, src, dst, to_ufrag, from_ufrag, *, answer=True, nominate=False, role="controlling",
-              via=None, channel=0x4001, tcp=False) -> None:
+    def check(
+        self,
+        src,
+        dst,
+        to_ufrag,
+        from_ufrag,
+        *,
+        answer=True,
+        nominate=False,
+        role="controlling",
+        via=None,
+        channel=0x4001,
+        tcp=False,
+    ) -> None:
         """A connectivity check src -> dst (and its answer). With via=(client, server, relayed), the
         check leaves through the TURN channel: the wire path is client <-> server."""
         t = tid()
-        attrs = [sb.attr(0x0006, f"{to_ufrag}:{from_ufrag}".encode()),
-                 sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big")),
-                 sb.attr(0x802A if role == "controlling" else 0x8029, (7).to_bytes(8, "big"))]
+        attrs = [
+            sb.attr(0x0006, f"{to_ufrag}:{from_ufrag}".encode()),
+            sb.attr(0x0024, (0x6E7F1EFF).to_bytes(4, "big")),
+            sb.attr(0x802A if role == "controlling" else 0x8029, (7).to_bytes(8, "big")),
+        ]
         if nominate:
             attrs.append(sb.attr(0x0025, b""))
         req = sb.message("Binding", "request", attrs, t)
@@ -81,8 +116,19 @@ class CallBuilder:
         if answer:
             self.send(server, client, sb.channeldata(channel, resp, pad=tcp), tcp)
 
-    def media(self, a, b, seconds: float, *, both=True, via=None, channel=0x4001, tcp=False, pt=111,
-              ttl_change_at: float | None = None) -> None:
+    def media(
+        self,
+        a,
+        b,
+        seconds: float,
+        *,
+        both=True,
+        via=None,
+        channel=0x4001,
+        tcp=False,
+        pt=111,
+        ttl_change_at: float | None = None,
+    ) -> None:
         n = int(seconds * 50)
         step = 10 if both else 20  # 50 packets/s in each direction that sends
         for i in range(n):

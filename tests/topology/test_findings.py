@@ -20,8 +20,17 @@ def codes(a) -> set[str]:
     return set(a.findings.code)
 
 
-def relayed_call(tmp_path, peer, *, direct_attempts=False, tcp=False, server=SERVER, relayed=RELAYED,
-                 profile: str | None = None, name="call.pcap"):
+def relayed_call(
+    tmp_path,
+    peer,
+    *,
+    direct_attempts=False,
+    tcp=False,
+    server=SERVER,
+    relayed=RELAYED,
+    profile: str | None = None,
+    name="call.pcap",
+):
     cb = CallBuilder()
     if direct_attempts:
         for _ in range(3):
@@ -144,10 +153,13 @@ def test_ttl_change_mid_flow_is_a_middlebox_sign(tmp_path):
     assert "50-64" in f.evidence
 
 
-@pytest.mark.parametrize("profile,topology", [
-    (None, "external-direct"),
-    ('[customer]\nnetworks = ["203.0.113.0/24"]\n', "intranet-direct"),
-])
+@pytest.mark.parametrize(
+    "profile,topology",
+    [
+        (None, "external-direct"),
+        ('[customer]\nnetworks = ["203.0.113.0/24"]\n', "intranet-direct"),
+    ],
+)
 def test_profile_changes_the_use_case(tmp_path, profile, topology):
     a = direct_call(tmp_path, A, B_EXT, profile=profile)
     assert a.calls.iloc[0].topology == topology
