@@ -5,7 +5,7 @@ JSON: {"format": "callflow-analysis", "version": 1, "files": [...], "captures": 
 arrays, so `pandas.DataFrame(doc["tables"]["stun"])` gives the rows back.
 
 Parquet (pyarrow): `<folder>/<table>.parquet`, written with pandas' metadata so categoricals, nullable
-integers (Int64, UInt64, boolean), tz-aware timestamps and pandas strings come back as they were. A
+integers (Int64, UInt64, boolean), timestamps (unit and zone) and pandas strings come back as they were. A
 column of mixed Python objects that Arrow cannot type is written as text (None kept), and named in the
 file's key-value metadata under `callflow.as_text`. List columns (e.g. findings.frames) come back as
 numpy arrays.
@@ -122,15 +122,18 @@ def to_parquet(a, folder: str | os.PathLike) -> list[Path]:
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """One table written by to_parquet. Arrow keeps nearly every pandas dtype by itself; an empty
-    categorical (no categories to infer a type from) is restored from the dtypes noted at writing."""
+    categorical (no categories to infer a type from) and a timestamp in seconds (Parquet's coarsest unit
+    is the millisecond) are restored from the dtypes noted at writing."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     df = table.to_pandas()
     noted = json.loads((table.schema.metadata or {}).get(b"callflow.dtypes", b"{}"))
     for c, t in noted.items():
-        if c in df.columns and t == "category" and str(df[c].dtype) != "category":
-            df[c] = df[c].astype("category")
+        if c not in df.columns or str(df[c].dtype) == t:
+            continue
+        if t == "category" or t.startswith(("datetime64[", "timedelta64[")):  # Parquet has no 1-second unit
+            df[c] = df[c].astype(t)
     return df
 
 

@@ -105,7 +105,7 @@ def findings_html(a) -> str:
     if f is None:
         return '<p class="muted">Findings are not available in this analysis (no topology stage).</p>'
     if len(f) == 0:
-        return "<p>No findings: the media took the path its use case expects.</p>"
+        return "<p>No findings.</p>"
     out = []
     for r in f.to_dict(orient="records"):
         sev = str(r.get("severity") or "info")

@@ -114,9 +114,10 @@ def ladder(a) -> go.Figure:
     ticktext = [f"{(t - t0) / 1e9:.3f} s  #{f}" for t, f in zip(m["ts_ns"], m["frame"], strict=True)]
     ticktext += ["end of capture"] if end >= n else []
     fig.update_layout(
-        title="Call ladder" + (f" (first {n} of {total} messages)" if n < total else ""),
+        title={"text": "Call ladder" + (f" (first {n} of {total} messages)" if n < total else ""), "y": 0.995,
+               "yref": "container", "yanchor": "top"},
         annotations=annotations, template="plotly_white", showlegend=True, hovermode="closest",
-        height=max(360, 26 * (last + 2) + 200), margin={"l": 140, "r": 20, "t": 150, "b": 30},
+        height=max(360, 26 * (last + 2) + 240), margin={"l": 140, "r": 20, "t": 190, "b": 30},
         xaxis={"tickvals": list(range(len(columns))), "ticktext": [_column_label(e, roles) for e in columns],
                "side": "top", "range": [-0.6, len(columns) - 0.4], "showgrid": False, "zeroline": False,
                "tickfont": {"size": 10}},

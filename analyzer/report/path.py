@@ -186,7 +186,7 @@ def path_diagram(a) -> go.Figure:
     lines: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
     mx, my, mtext, mhover = [], [], [], []
     hpos = []
-    fx, fy, fcolor, fhover = [], [], [], []
+    fx, fy, fcolor, fhover, ftext = [], [], [], [], []
     for row, cp in enumerate(paths):
         pos = _positions(cp.hops, zones)
         for h, (x, _) in zip(cp.hops, pos, strict=True):  # labels alternate above/below within a zone
@@ -210,7 +210,8 @@ def path_diagram(a) -> go.Figure:
         for k, f in enumerate(cp.findings.to_dict(orient="records")):
             x = _finding_x(f, cp, pos)
             fx.append(x)
-            fy.append(row - 0.22 - 0.08 * k)
+            fy.append(row - 0.4 - 0.1 * k)
+            ftext.append(C.esc(f.get("code")))
             fcolor.append(SEVERITY_COLORS.get(str(f.get("severity")), "#d62728"))
             fhover.append("<br>".join(x for x in (f"<b>{C.esc(f.get('code'))}</b> ({C.esc(f.get('severity'))})",
                                                   C.esc(f.get("title")), C.esc(f.get("evidence")),
@@ -226,7 +227,8 @@ def path_diagram(a) -> go.Figure:
                              marker={"size": 14, "color": "#1f77b4", "line": {"color": "white", "width": 1}},
                              hovertext=hhover, hoverinfo="text", textfont={"size": 10}))
     if fx:
-        fig.add_trace(go.Scatter(x=fx, y=fy, mode="markers", name="findings", hovertext=fhover, hoverinfo="text",
+        fig.add_trace(go.Scatter(x=fx, y=fy, mode="markers+text", name="findings", hovertext=fhover, hoverinfo="text",
+                                 text=ftext, textposition="middle right", textfont={"size": 10, "color": fcolor},
                                  marker={"symbol": "triangle-up", "size": 14, "color": fcolor}))
     if not paths:
         fig.add_annotation(x=2, y=0, text="no ICE session or call in this capture", showarrow=False)

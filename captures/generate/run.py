@@ -47,7 +47,7 @@ FREQS = {"a": 440.0, "b": 550.0, "x": 660.0, "v": 770.0, "media": 330.0, "pstn":
 
 
 def start_capture(lab: Lab, ns: str, iface: str, path: Path) -> subprocess.Popen:
-    cmd = ["tcpdump", "-i", iface, "-n", "-U", "-Z", "root", "-w", str(path), "ip and not igmp"]
+    cmd = ["tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root", "-w", str(path), "ip and not igmp"]
     p = lab.popen(ns, cmd, f"tcpdump {path.name}", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ready, _, _ = select.select([p.stderr], [], [], 5.0)
     line = p.stderr.readline().decode() if ready else ""

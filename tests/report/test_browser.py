@@ -113,3 +113,18 @@ def test_timeline_page_draws(browser, scenario, tmp_path):
     (d,) = open_page(browser, page, 1)
     assert d["traces"] == len(scenario.timeline().data)
     assert errors(browser) == []
+
+
+def test_content_security_policy_blocks_an_injected_script(browser, tmp_path):
+    # defence in depth: were a packet string ever to reach the page unescaped, the policy (scripts pinned
+    # by hash) would still keep it from running
+    from analyzer.report.html import _page
+
+    page = tmp_path / "injected.html"
+    page.write_text(_page("t", '<p id="x">x</p><script>document.getElementById("x").textContent = "ran"</script>',
+                          ["window.pinned = 1;"]))
+    browser.get_log("browser")
+    browser.get(page.as_uri())
+    assert browser.execute_script("return [document.getElementById('x').textContent, window.pinned]") == ["x", 1]
+    logged = " ".join(e["message"] for e in browser.get_log("browser"))
+    assert "Content Security Policy" in logged

@@ -84,3 +84,14 @@ def test_json_values():
     assert json_value(np.array([1, 2])) == [1, 2] and json_value({3, 1}) == [1, 3]
     assert json_value(pd.Timestamp("2024-01-02T03:04:05Z")) == "2024-01-02T03:04:05+00:00"
     assert json_value(float("inf")) == "inf"
+
+
+def test_parquet_restores_second_resolution_timestamps(tmp_path):
+    import pyarrow.parquet as pq
+
+    from analyzer.report.export import _arrow_table
+
+    df = pd.DataFrame({"t": pd.Series([pd.NaT, pd.Timestamp("2024-01-01")], dtype="datetime64[s]"),
+                       "c": pd.Categorical(["a", None])})
+    pq.write_table(_arrow_table(df), tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet"), df)

@@ -189,3 +189,16 @@ def test_figures_on_an_empty_analysis(scenario, build):
 def test_esc():
     assert C.esc(None) == "" and C.esc(float("nan")) == ""
     assert C.esc('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
+
+
+def test_path_diagram_marks_the_finding_on_its_hop(tmp_path):
+    from analyzer import analyze
+    from tests.conftest import CAPTURES
+
+    profile = tmp_path / "net.toml"
+    profile.write_text('[vpn]\npools = ["192.0.2.0/24"]\n')
+    a = analyze(CAPTURES / "loopback-call" / "call.pcap", network=str(profile))
+    t = traces(a.path_diagram())
+    assert all(1 < x < 2 for x in t["hops"].x)  # both ends in the VPN column
+    assert list(t["findings"].text) == ["media-over-vpn"] and 1 < t["findings"].x[0] < 2
+    assert t["findings"].marker.color == ("#d62728",)  # severity error
