@@ -69,7 +69,7 @@ class Analysis:
             raise AttributeError(f"table {name!r} needs analyze(..., stages='all')")
         cache = self.__dict__["_cache"]
         if name not in cache:
-            cache[name] = builders[name](self)
+            cache[name] = _normalize(builders[name](self))
         return cache[name]
 
     def timeline(self):
@@ -275,6 +275,23 @@ def _findings(a: Analysis) -> pd.DataFrame:
     return _topology(a)[1]
 
 
+def _normalize(df):
+    """Stable dtypes whatever the rows: every time column is datetime64[ns, UTC], even when empty."""
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        return df
+    for c in df.columns:
+        if c == "ts" or c.endswith("_ts") or c in ("first_time", "last_time"):
+            col = df[c]
+            if isinstance(col.dtype, pd.DatetimeTZDtype) and str(col.dtype.unit) == "ns":
+                continue
+            if c in ("first_time", "last_time"):
+                continue
+            df[c] = pd.to_datetime(col, utc=True).astype("datetime64[ns, UTC]")
+    return df
+
+
 def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(paths, str | os.PathLike):
         return [os.fspath(paths)]
@@ -329,6 +346,7 @@ def analyze(
             summary.rejected = result.rejected
             summaries.append(summary)
             dissected.append(result)
-    return Analysis(files=files, captures=summaries, dissect=dissected, paths=path_counter,
-                    profile=NetworkProfile.load(network), flow_tables=flow_tables, media=media_results,
-                    stages=stages)
+    return Analysis(
+        files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=NetworkProfile.load(network),
+        flow_tables=flow_tables, media=media_results, stages=stages,
+    )
