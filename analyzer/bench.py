@@ -144,7 +144,9 @@ def _measure(cmd: list[str]) -> dict:
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
+        out.seek(0)
         return {
+            "stdout": out.read(1 << 20).decode("utf-8", "replace"),
             "wall_s": wall,
             "cpu_s": ru.ru_utime + ru.ru_stime,
             "peak_rss_mb": ru.ru_maxrss / 1024,
@@ -178,23 +180,31 @@ def main(argv: list[str] | None = None) -> int:
                 f"wrote {path}: {info['packets']:,} packets, {info['bytes'] / 1e6:.1f} MB "
                 f"({info['stun']} STUN, {info['dtls']} DTLS) in {time.perf_counter() - t0:.1f} s"
             )
-        n = args.packets
         rows = []
         ours = _measure([sys.executable, "-m", "analyzer.cli", "summary", "--json", path])
         if ours["rc"] != 0:
             print("callflow summary failed:", ours["stderr"])
             return 1
+        n = json.loads(ours["stdout"])["packets"]
         rows.append(("callflow summary", ours))
+        full = _measure([sys.executable, "-m", "analyzer.cli", "analyze", "--no-progress", path])
+        if full["rc"] != 0:
+            print("callflow analyze failed:", full["stderr"])
+            return 1
+        rows.append(("callflow analyze", full))
         tshark = shutil.which("tshark")
+        ts = None
         if tshark and not args.no_tshark:
             ts = _measure([tshark, "-n", "-q", "-r", path, "-o", "rtp.heuristic_rtp:TRUE", "-z", "rtp,streams"])
             rows.append(("tshark -z rtp,streams", ts))
         print(f"{'tool':<24}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}{'packets/s':>14}")
         for name, m in rows:
             print(f"{name:<24}{m['wall_s']:>9.2f}{m['cpu_s']:>9.2f}{m['peak_rss_mb']:>13.0f}{n / m['wall_s']:>14,.0f}")
-        print(f"CPU per million packets (callflow summary): {ours['cpu_s'] / n * 1e6:.2f} s")
-        if len(rows) == 2:
-            print(f"speed-up over tshark (wall): {rows[1][1]['wall_s'] / ours['wall_s']:.1f}x")
+        for name, m in rows[:2]:
+            line = f"{name}: {m['cpu_s'] / n * 1e6:.2f} s CPU per million packets"
+            if ts is not None:
+                line += f", {ts['wall_s'] / m['wall_s']:.1f}x faster than tshark (wall), {ts['cpu_s'] / m['cpu_s']:.1f}x (CPU)"
+            print(line)
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
