@@ -47,6 +47,7 @@ class _Pair:
     local_type: str = ""
     remote_type: str = ""
     relay_side: str | None = None  # 'local' when the check left through the agent's TURN allocation
+    file: int = 0  # the capture file the pair's first check was seen in
     media_packets: int = 0
     dtls_records: int = 0
     media_first_ts: int | None = None
@@ -136,6 +137,7 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                 local_type=lc.type,
                 remote_type=rc.type,
                 relay_side=side,
+                file=int(r.file),
             )
             s.pairs.append(p)
         p.copies += 1
@@ -227,13 +229,25 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath], d
 
 
 def _select(s: _Session) -> tuple[list[_Pair], list[str]]:
-    """The pairs media used, in order of first use: the last is the selected one; each change a switch."""
-    used: dict[frozenset, _Pair] = {}
-    # describe each used path from the view of the agent that nominated it, else the one whose relay it is
-    for p in sorted(s.pairs, key=lambda p: (not p.nominated, p.relay_side != "local", p.pair)):
-        if (p.media_packets >= MIN_MEDIA or p.dtls_records) and p.ends not in used:
-            used[p.ends] = p
-    order = sorted(used.values(), key=lambda p: p.media_first_ts)
+    """The pairs media used, in order of first use: the last is the selected one; each change a switch.
+
+    Captures of one call taken at several points see the same path under different addresses (NAT),
+    so the choice is made within each file, and the session takes the file whose view is the
+    client's own (a host candidate on the local side), the first such file otherwise."""
+    views = []
+    for file in sorted({p.file for p in s.pairs}):
+        used: dict[frozenset, _Pair] = {}
+        # each used path described from the agent that nominated it, else the one whose relay it is
+        mine = [p for p in s.pairs if p.file == file]
+        for p in sorted(mine, key=lambda p: (not p.nominated, p.relay_side != "local", p.pair)):
+            if (p.media_packets >= MIN_MEDIA or p.dtls_records) and p.ends not in used:
+                used[p.ends] = p
+        order = sorted(used.values(), key=lambda p: p.media_first_ts)
+        if order:
+            views.append(order)
+    if not views:
+        return [], []
+    order = min(views, key=lambda o: (o[-1].local_type != "host", o[-1].file))
     switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in itertools.pairwise(order)]
     return order, switches
 
@@ -322,6 +336,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
                     "first_success_frame": p.first_success_frame,
                     "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
                     "media_packets": p.media_packets,
+                    "file": p.file,
                     "dtls_records": p.dtls_records,
                     "description": _desc(p),
                 }
@@ -386,6 +401,7 @@ _PAIR_COLUMNS = [
     "first_success_ts",
     "media_packets",
     "dtls_records",
+    "file",
     "description",
 ]
 

@@ -159,7 +159,9 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
             ]
             c.locations[agent] = locate(found, zm)
         sel = c.selected[0] if c.selected else None
-        c.relayed = bool(sel is not None and sel.relayed)
+        # relayed when either end of the path is a relay candidate, whether or not this capture point
+        # saw the TURN wrapping (the peer's relay, or TURN over TLS, look like plain UDP from here)
+        c.relayed = bool(sel is not None and (sel.relayed or "relay" in (sel.local_type, sel.remote_type)))
         c.path = "; ".join(
             a.sessions.set_index("session").loc[s].path
             for s in c.sessions

@@ -59,8 +59,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     _frames(sp.first_check_frame),
                 )
             )
-        direct = sp[~sp.relayed]
-        relay_ok = sp[sp.relayed & (sp.state == "succeeded")]
+        via_relay = sp.relayed | (sp.local_type == "relay") | (sp.remote_type == "relay")
+        direct = sp[~via_relay]
+        relay_ok = sp[via_relay & (sp.state == "succeeded")]
         if len(direct) and not (direct.state == "succeeded").any() and len(relay_ok):
             remote_direct = direct[~direct.agent.isin(_capture_agents(a, zm))]
             what = (
@@ -122,7 +123,11 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
         if c.sessions:
             for s in c.sessions:
                 row = sessions.loc[s]
-                if row.selected_by == "media" and pd.notna(row.nominated_pair) and pd.notna(row.selected_pair):
+                # a nominated pair that carried media in some capture's view settles it (captures taken at
+                # several points show the same path under NAT-translated addresses)
+                nominated_media = (sp[(sp.session == s) & sp.nominated].media_packets > 0).any()
+                if (row.selected_by == "media" and pd.notna(row.nominated_pair) and pd.notna(row.selected_pair)
+                        and not nominated_media):
                     nom = sp[(sp.session == s) & (sp.pair == row.nominated_pair)].iloc[0]
                     sel = sp[(sp.session == s) & (sp.pair == row.selected_pair)].iloc[0]
                     if {(nom.local_address, nom.local_port), (nom.remote_address, nom.remote_port)} != {

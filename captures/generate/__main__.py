@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,13 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m captures.generate", description=__doc__.split(":")[1].strip())
-    ap.add_argument("--only", action="append", choices=sorted(SCENARIOS), metavar="SCENARIO",
-                    help="generate only this scenario (repeatable); default: all")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        metavar="SCENARIO",
+        help="generate only this scenario (repeatable); default: all",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = ap.parse_args(argv)
@@ -29,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot generate captures, missing:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
     from .run import run
+
+    # SIGTERM ends the run like Ctrl-C: the labs' context managers remove namespaces and processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     t0 = time.monotonic()
     failed = []

@@ -57,6 +57,7 @@ async def call(seconds: float) -> dict:
     a.addTrack(Tone(440))
     b.addTrack(Tone(660))
     got = {"a": 0, "b": 0}
+    drains: set[asyncio.Task] = set()
 
     def sink(pc: RTCPeerConnection, name: str) -> None:
         @pc.on("track")
@@ -69,7 +70,7 @@ async def call(seconds: float) -> dict:
                         return
                     got[name] += 1
 
-            asyncio.ensure_future(drain())
+            drains.add(asyncio.ensure_future(drain()))
 
     sink(a, "a")
     sink(b, "b")

@@ -19,6 +19,8 @@ from pathlib import Path
 PREFIX = "cf"
 REQUIRED_TOOLS = {
     "ip": "iproute2",
+    "ss": "iproute2",
+    "sysctl": "procps",
     "iptables": "iptables",
     "tcpdump": "tcpdump",
     "turnserver": "coturn",

@@ -109,7 +109,9 @@ def snapshot(pc: RTCPeerConnection) -> dict:
     turn = None
     if conn.turn_server:
         turn = {"server": list(conn.turn_server), "transport": "tls" if conn.turn_ssl else conn.turn_transport}
+    codecs = pc.getTransceivers()[0]._codecs
     return {
+        "codec": f"{codecs[0].mimeType}/{codecs[0].clockRate}" if codecs else None,
         "ufrag": conn.local_username,
         "remote_ufrag": conn.remote_username,
         "controlling": conn.ice_controlling,
@@ -120,9 +122,12 @@ def snapshot(pc: RTCPeerConnection) -> dict:
         if pair
         else None,
         "checklist": [
-            {"local": f"{p.local_candidate.type} {p.local_addr[0]}:{p.local_addr[1]}",
-             "remote": f"{p.remote_candidate.type} {p.remote_addr[0]}:{p.remote_addr[1]}",
-             "state": p.state.name.lower(), "nominated": p.nominated}
+            {
+                "local": f"{p.local_candidate.type} {p.local_addr[0]}:{p.local_addr[1]}",
+                "remote": f"{p.remote_candidate.type} {p.remote_addr[0]}:{p.remote_addr[1]}",
+                "state": p.state.name.lower(),
+                "nominated": p.nominated,
+            }
             for p in conn._check_list
         ],
     }
@@ -198,9 +203,9 @@ class Endpoint:
 
     async def answer(self, call: str, sdp: str) -> None:
         pc = self.new_pc(call)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         pc.addTrack(Tone(self.args.freq))
-        self.prefer_codec(pc)
+        self.prefer_codec(pc)  # before the offer is applied: aiortc fixes the codecs there
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         emit(event="answer", call=call, sdp=pc.localDescription.sdp)
 
@@ -208,8 +213,13 @@ class Endpoint:
         """The state of every connection while all of them still run."""
         for call, pc in self.pcs.items():
             dtls = pc.getTransceivers()[0].sender.transport
-            emit(event="report", call=call, frames_received=self.frames[call], ice_state=pc.iceConnectionState,
-                 dtls_state=dtls.state if dtls else None)
+            emit(
+                event="report",
+                call=call,
+                frames_received=self.frames[call],
+                ice_state=pc.iceConnectionState,
+                dtls_state=dtls.state if dtls else None,
+            )
 
     async def stop(self) -> None:
         for call, pc in self.pcs.items():

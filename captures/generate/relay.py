@@ -80,8 +80,19 @@ def start(lab: Lab, ns: str, directory: Path) -> tuple[subprocess.Popen, Path]:
     """Run coturn in `ns`; returns the process and the certificate peers must trust."""
     cert, key = make_certificate(directory)
     conf = directory / "turnserver.conf"
-    conf.write_text(CONFIG.format(address=ADDRESS, min_port=RELAY_PORTS[0], max_port=RELAY_PORTS[1], user=USER,
-                                  password=PASSWORD, realm=REALM, cert=cert, key=key, dir=directory))
+    conf.write_text(
+        CONFIG.format(
+            address=ADDRESS,
+            min_port=RELAY_PORTS[0],
+            max_port=RELAY_PORTS[1],
+            user=USER,
+            password=PASSWORD,
+            realm=REALM,
+            cert=cert,
+            key=key,
+            dir=directory,
+        )
+    )
     p = lab.popen(ns, ["turnserver", "-c", str(conf)], "coturn", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

@@ -28,7 +28,7 @@ PROFILE = f"""\
 # Network profile of the emulated networks (DESIGN.md 'The network profile'); the same for every scenario.
 [customer]
 networks = ["{world.CUSTOMER_NET}"]
-egress = ["{world.SITES['cust'].outside}"]
+egress = ["{world.SITES["cust"].outside}"]
 # the remote users' home networks (192.168.1.0/24, 192.168.2.0/24) are private but not the customer's
 replace_defaults = true
 
@@ -37,9 +37,9 @@ pools = ["{world.VPN_POOL}"]
 concentrators = ["{world.VPN_HEADEND}"]
 
 [cloud]
-relays = ["{world.HOSTS['relay'][1]}"]
+relays = ["{world.HOSTS["relay"][1]}"]
 # the group call's media processor and the PSTN trunk's media endpoint (it speaks G.711)
-media = ["{world.HOSTS['media'][1]}", "{world.HOSTS['pstn'][1]}"]
+media = ["{world.HOSTS["media"][1]}", "{world.HOSTS["pstn"][1]}"]
 """
 ICE_DEADLINE_S = 30.0
 SIGNALING_DELAY_S = 0.3
@@ -98,8 +98,16 @@ class Peers:
         for name in callees + callers:  # answerers first, so offers find them listening
             err = open(self.logdir / f"peer-{name}.log", "wb")  # noqa: SIM115 (closed with the process)
             self.procs[name] = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", self.w.ns[name], *self.argv(name), cwd=REPO, env=self.env,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+                "ip",
+                "netns",
+                "exec",
+                self.w.ns[name],
+                *self.argv(name),
+                cwd=REPO,
+                env=self.env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
             )
             err.close()
             self.readers.append(asyncio.create_task(self.read(name)))
@@ -180,23 +188,51 @@ async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path) 
         await peers.stop()
     finally:
         peers.kill()
+        await asyncio.gather(*(p.wait() for p in peers.procs.values()), return_exceptions=True)
     return peers
 
 
+class WrongPath(LabError):
+    """The call connected, but not over the path the scenario is about (a timing race): run it again."""
+
+
+ATTEMPTS = 3
+
+
 def run(sc: Scenario, out: Path, log=print) -> dict:
-    """Generate scenario `sc` into out/<name>/; returns its truth. Raises LabError when the call fails."""
+    """Generate scenario `sc` into out/<name>/; returns its truth. Raises LabError when the call fails, or
+    took another path than the scenario's in every one of ATTEMPTS runs."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _run(sc, out, log)
+        except WrongPath as e:
+            log(f"{sc.name}: attempt {attempt}: {e}")
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _run(sc: Scenario, out: Path, log) -> dict:
     t0 = time.monotonic()
     Lab.sweep()
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="cfgen-") as tmpname:
         tmp = Path(tmpname)
         w = world.build(lab, sc.hosts, edge=list(sc.edge))
-        dumps = {f: start_capture(lab, w.ns[POINTS[f].host], POINTS[f].iface, tmp / f)
-                 for f in sc.points if POINTS[f].iface != "tunnel"}
+        dumps = {
+            f: start_capture(lab, w.ns[POINTS[f].host], POINTS[f].iface, tmp / f)
+            for f in sc.points
+            if POINTS[f].iface != "tunnel"
+        }
         _, cert = relay.start(lab, w.ns["relay"], tmp)
         if sc.vpn:
             wg = vpn.setup(w, sc.vpn)
-            dumps.update({f: start_capture(lab, w.ns[POINTS[f].host], wg["client"], tmp / f)
-                          for f in sc.points if POINTS[f].iface == "tunnel"})
+            dumps.update(
+                {
+                    f: start_capture(lab, w.ns[POINTS[f].host], wg["client"], tmp / f)
+                    for f in sc.points
+                    if POINTS[f].iface == "tunnel"
+                }
+            )
         env = {**os.environ, "SSL_CERT_FILE": str(cert), "PYTHONPATH": str(REPO)}
         peers = asyncio.run(call(sc, w, env, tmp))
         time.sleep(0.2)
@@ -228,10 +264,18 @@ def _check(sc: Scenario, truth: dict, peers: Peers) -> None:
     for key, p in truth["peers"].items():
         connected = p["ice_state"] == "completed"
         if connected != sc.expect_connected:
-            raise LabError(f"{sc.name}: {key} ICE {p['ice_state']} (expected {'' if sc.expect_connected else 'not '}"
-                           f"connected)\n{peers.log_tail()}")
+            raise LabError(
+                f"{sc.name}: {key} ICE {p['ice_state']} (expected {'' if sc.expect_connected else 'not '}"
+                f"connected)\n{peers.log_tail()}"
+            )
         if connected and p["frames_received"] < 20:
             raise LabError(f"{sc.name}: {key} received only {p['frames_received']} audio frames")
+        sel = p["selected"]
+        if connected and ("relay" in (sel["local"]["type"], sel["remote"]["type"])) != sc.relayed:
+            raise WrongPath(
+                f"{key} nominated {sel['local']['type']} {sel['local']['host']} -> {sel['remote']['type']} "
+                f"{sel['remote']['host']}, the scenario wants {'a relayed' if sc.relayed else 'a direct'} pair"
+            )
 
 
 def peer_key(sc: Scenario, name: str, call: str) -> str:
@@ -252,8 +296,12 @@ def make_truth(sc: Scenario, w: world.World, peers: Peers, counts: dict[str, str
                 hosts[name]["vpn"] = f"{sc.vpn} tunnel (WireGuard) to {world.VPN_HEADEND}:{world.WG_PORT}"
         else:
             s = world.SITES[name]
-            hosts[name] = {"address": s.outside, "zone": s.zone, "role": s.role,
-                           "lan": f"{s.lan_gateway}/{s.lan_prefix}"}
+            hosts[name] = {
+                "address": s.outside,
+                "zone": s.zone,
+                "role": s.role,
+                "lan": f"{s.lan_gateway}/{s.lan_prefix}",
+            }
             if name == "cust" and sc.vpn:
                 hosts[name]["vpn_headend"] = world.VPN_HEADEND
     out_peers = {}
@@ -267,6 +315,7 @@ def make_truth(sc: Scenario, w: world.World, peers: Peers, counts: dict[str, str
             "remote_ufrag": t["remote_ufrag"],
             "controlling": t["controlling"],
             "ice_state": msg["state"],
+            "codec": t["codec"],
             "turn": t["turn"],
             "policy": sc.policy.get(name, "all"),
             "local_candidates": t["local_candidates"],

@@ -29,8 +29,14 @@ def _keys() -> tuple[str, str]:
 
 def _start(lab: Lab, ns: str, ifname: str) -> subprocess.Popen:
     env = {**os.environ, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-    p = lab.popen(ns, ["wireguard-go", "-f", ifname], f"wireguard-go {ifname}", env=env,
-                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = lab.popen(
+        ns,
+        ["wireguard-go", "-f", ifname],
+        f"wireguard-go {ifname}",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if os.path.exists(f"/var/run/wireguard/{ifname}.sock"):
@@ -51,19 +57,38 @@ def _set(lab: Lab, ns: str, ifname: str, private: str, args: list[str]) -> None:
 def setup(w: World, mode: str) -> dict[str, str]:
     """Bring the tunnel up between the customer head-end and the VPN user; returns the interface names."""
     lab = w.lab
-    tag = lab.prefix[len("cf"):-1][-5:]
+    tag = lab.prefix[len("cf") : -1][-5:]
     server_if, client_if = f"wgs{tag}", f"wgc{tag}"
     cust, v = w.ns["cust"], w.ns["v"]
     s_priv, s_pub = _keys()
     c_priv, c_pub = _keys()
     _start(lab, cust, server_if)
-    _set(lab, cust, server_if, s_priv,
-         ["listen-port", str(WG_PORT), "peer", c_pub, "allowed-ips", f"{VPN_CLIENT_TUNNEL}/32"])
+    _set(
+        lab,
+        cust,
+        server_if,
+        s_priv,
+        ["listen-port", str(WG_PORT), "peer", c_pub, "allowed-ips", f"{VPN_CLIENT_TUNNEL}/32"],
+    )
     lab.batch(cust, [f"addr add {VPN_SERVER_TUNNEL}/24 dev {server_if}", f"link set dev {server_if} up"])
     _start(lab, v, client_if)
     allowed = "0.0.0.0/0" if mode == "full" else f"{CUSTOMER_NET},{VPN_POOL}"
-    _set(lab, v, client_if, c_priv, ["peer", s_pub, "endpoint", f"{VPN_HEADEND}:{WG_PORT}", "allowed-ips", allowed,
-                                     "persistent-keepalive", str(KEEPALIVE_S)])
+    _set(
+        lab,
+        v,
+        client_if,
+        c_priv,
+        [
+            "peer",
+            s_pub,
+            "endpoint",
+            f"{VPN_HEADEND}:{WG_PORT}",
+            "allowed-ips",
+            allowed,
+            "persistent-keepalive",
+            str(KEEPALIVE_S),
+        ],
+    )
     routes = [f"addr add {VPN_CLIENT_TUNNEL}/32 dev {client_if}", f"link set dev {client_if} up"]
     if mode == "full":
         routes += [f"route add {VPN_HEADEND}/32 via 192.168.2.1 dev eth0", f"route replace default dev {client_if}"]

@@ -45,8 +45,15 @@ class Site:
 
 
 SITES = {
-    "cust": Site("cust", "198.51.100.2", "10.1.0.1", 24, "customer", "customer NAT and firewall (egress)",
-                 extra_outside=("198.51.100.3",)),
+    "cust": Site(
+        "cust",
+        "198.51.100.2",
+        "10.1.0.1",
+        24,
+        "customer",
+        "customer NAT and firewall (egress)",
+        extra_outside=("198.51.100.3",),
+    ),
     "homex": Site("homex", "203.0.113.2", "192.168.1.1", 24, "internet", "external user's home NAT"),
     "homev": Site("homev", "203.0.113.20", "192.168.2.1", 24, "internet", "VPN user's home NAT"),
 }
@@ -93,8 +100,14 @@ def build(lab: Lab, hosts: set[str], *, edge: list[str] | None = None) -> World:
             gw = w.ns[site]
             lab.veth(ns, "eth0", gw, f"l-{h}")
             lab.batch(gw, [f"link set dev l-{h} master lan", f"link set dev l-{h} up"])
-            lab.batch(ns, [f"addr add {addr}/{SITES[site].lan_prefix} dev eth0", "link set dev eth0 up",
-                           f"route add default via {SITES[site].lan_gateway}"])
+            lab.batch(
+                ns,
+                [
+                    f"addr add {addr}/{SITES[site].lan_prefix} dev eth0",
+                    "link set dev eth0 up",
+                    f"route add default via {SITES[site].lan_gateway}",
+                ],
+            )
     if edge:
         w.edge_rules = [r for name in edge for r in EDGE_RULES[name]]
         lab.iptables(w.ns["cust"], w.edge_rules)
@@ -106,8 +119,9 @@ def _public(w: World, ns: str, name: str, addrs: list[str]) -> None:
     w.lab.veth(ns, "out" if name in SITES else "eth0", w.ns["inet"], f"p-{name}")
     dev = "out" if name in SITES else "eth0"
     w.lab.batch(w.ns["inet"], [f"link set dev p-{name} master inetbr", f"link set dev p-{name} up"])
-    w.lab.batch(ns, [*(f"addr add {a}/32 dev {dev}" for a in addrs), f"link set dev {dev} up",
-                     f"route add default dev {dev}"])
+    w.lab.batch(
+        ns, [*(f"addr add {a}/32 dev {dev}" for a in addrs), f"link set dev {dev} up", f"route add default dev {dev}"]
+    )
 
 
 def _site(w: World, s: Site) -> None:
@@ -116,12 +130,15 @@ def _site(w: World, s: Site) -> None:
     _public(w, ns, s.name, [s.outside, *s.extra_outside])
     lab.bridge(ns, "lan")
     lab.batch(ns, [f"addr add {s.lan_gateway}/{s.lan_prefix} dev lan"])
-    lab.iptables(ns, [
-        "-t nat -A POSTROUTING -o out -j MASQUERADE",
-        f"-A INPUT -i out -p udp --dport {WG_PORT} -j ACCEPT",
-        "-A INPUT -i out -p udp -m conntrack --ctstate NEW -j DROP",
-        "-A FORWARD -i out -m conntrack --ctstate NEW -j DROP",
-    ])
+    lab.iptables(
+        ns,
+        [
+            "-t nat -A POSTROUTING -o out -j MASQUERADE",
+            f"-A INPUT -i out -p udp --dport {WG_PORT} -j ACCEPT",
+            "-A INPUT -i out -p udp -m conntrack --ctstate NEW -j DROP",
+            "-A FORWARD -i out -m conntrack --ctstate NEW -j DROP",
+        ],
+    )
 
 
 # Firewall policies at the customer edge (FORWARD chain of the cust namespace)

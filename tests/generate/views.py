@@ -10,6 +10,7 @@ inside TURN with the relayed address and the remote address). Elsewhere NATs rew
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def truths(root: Path) -> dict[str, dict]:
 
 
 def views(truth: dict, key: str) -> dict[str, str]:
-    """capture file -> 'own' | 'relayed' | 'hidden' for peer `key` (files that say nothing are left out)."""
+    """capture file -> 'own' | 'relayed' | 'translated' | 'hidden' for peer `key` (files where NATs rewrote
+    both ends, or that do not carry the peer's traffic, are left out)."""
     p = truth["peers"][key]
     host, sel = p["host"], p["selected"]
     full_vpn = host == "v" and truth["firewall"]["vpn"] == "full"
@@ -43,7 +45,42 @@ def views(truth: dict, key: str) -> dict[str, str]:
             out[f] = "hidden"  # the full-tunnel VPN user's physical interface: WireGuard only
         elif relay_local and (f == "relay.pcap" or (f == "nat-outside.pcap" and behind_customer_nat and not tls)):
             out[f] = "relayed"
+        elif sel and sel["local"]["type"] == "host" and host in NATTED and _mapped(p) and _public(sel["remote"]):
+            # beyond the peer's own NAT, on its path: the local end is its server-reflexive address
+            info = truth["hosts"].get(h, {})
+            server = info.get("behind", "") is None and info["address"] == sel["remote"]["host"]
+            remote_relay = sel["remote"]["type"] == "relay" and f == "relay.pcap"
+            if (f == "nat-outside.pcap" and behind_customer_nat) or remote_relay or server:
+                out[f] = "translated"
     return out
+
+
+NATTED = ("a", "b", "x", "v")
+
+
+LANS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+def _public(candidate: dict) -> bool:
+    """Not an address of a LAN (the emulated internet uses documentation ranges, which Python calls private)."""
+    return not any(ipaddress.ip_address(candidate["host"]) in n for n in LANS)
+
+
+def _mapped(peer: dict) -> dict | None:
+    """The stack's server-reflexive candidate whose base is the selected local candidate."""
+    base = peer["selected"]["local"]
+    for c in peer["local_candidates"]:
+        if c["type"] == "srflx" and (c.get("related_address"), c.get("related_port")) == (base["host"], base["port"]):
+            return c
+    return None
+
+
+def expected_pair(peer: dict, view: str) -> tuple[dict, dict]:
+    """(local, remote) candidates as the wire shows them at a capture point of this view."""
+    sel = peer["selected"]
+    if view == "translated":
+        return _mapped(peer), sel["remote"]
+    return sel["local"], sel["remote"]
 
 
 def type_problem(what: str, stack: str, ours: str) -> str | None:
@@ -62,19 +99,88 @@ def candidate_problems(a, peer: dict) -> list[str]:
     """The analyzer's candidates of this peer and of its remote agent are candidates the stack had."""
     problems = []
     c = a.candidates
-    for agent, known, side in ((peer["ufrag"], peer["local_candidates"], "local"),
-                               (peer["remote_ufrag"], peer["remote_candidates"], "remote")):
+    for agent, known, side in (
+        (peer["ufrag"], peer["local_candidates"], "local"),
+        (peer["remote_ufrag"], peer["remote_candidates"], "remote"),
+    ):
         stack = {(k["host"], k["port"]): k for k in known}
         for r in c[c.agent == agent].itertuples():
             k = stack.get((r.address, int(r.port)))
             if k is None:
-                problems.append(f"{side} candidate {r.address}:{r.port} ({r.type}) of {agent} unknown to the stack "
-                                f"(stack: {sorted(stack)})")
+                problems.append(
+                    f"{side} candidate {r.address}:{r.port} ({r.type}) of {agent} unknown to the stack "
+                    f"(stack: {sorted(stack)})"
+                )
                 continue
             if r.transport != k["transport"]:
                 problems.append(f"{side} {r.address}:{r.port} transport {r.transport} != {k['transport']}")
             if msg := type_problem(f"{side} {r.address}:{r.port}", k["type"], r.type):
                 problems.append(msg)
+    return problems
+
+
+def allocation_problems(a, peer: dict) -> list[str]:
+    """At the peer's own interface its TURN allocations are its relay candidates: relayed address, the
+    transport to the relay, the reflexive address the relay saw (the candidate's related address); an
+    allocation that got no relayed address must be one the stack has no relay candidate for."""
+    turn = peer["turn"]
+    relays = {(c["host"], c["port"]): c for c in peer["local_candidates"] if c["type"] == "relay"}
+    al = a.allocations
+    problems = []
+    got = {}
+    for r in al.itertuples():
+        if isinstance(r.relayed_address, str):
+            got[(r.relayed_address, int(r.relayed_port))] = r
+        elif relays:
+            problems.append(
+                f"allocation {r.client}:{r.client_port} -> {r.server} {r.state}, stack has {sorted(relays)}"
+            )
+    if set(got) != set(relays):
+        problems.append(f"allocations {sorted(got)} != stack's relay candidates {sorted(relays)}")
+    for key, r in got.items():
+        c = relays.get(key)
+        if c is None:
+            continue
+        if r.transport != turn["transport"] or int(r.server_port) != turn["server"][1]:
+            problems.append(f"{key}: over {r.transport} to port {r.server_port}, stack: {turn}")
+        if c["related_address"] != "0.0.0.0" and (r.mapped_address, int(r.mapped_port)) != (
+            c["related_address"],
+            c["related_port"],
+        ):
+            problems.append(f"{key}: mapped {r.mapped_address}:{r.mapped_port}, stack's related {c['related_address']}")
+    return problems
+
+
+def _endpoint(text: str) -> tuple[str, str, int]:
+    """'relay 52.112.10.10:49171' -> ('relay', '52.112.10.10', 49171)"""
+    kind, hostport = text.split()
+    host, port = hostport.rsplit(":", 1)
+    return kind, host, int(port)
+
+
+def pair_problems(a, peer: dict) -> list[str]:
+    """At the peer's own interface, every pair whose check succeeded for the stack is a 'succeeded' pair of
+    this agent for the analyzer. (Unanswered checks may never reach the wire, e.g. to an unroutable private
+    address or into a tunnel; pairs checked through a TURN allocation over TLS are out of sight.)"""
+    tls = (peer["turn"] or {}).get("transport") == "tls"
+    p = a.pairs
+    mine = {
+        (r.local_address, int(r.local_port), r.remote_address, int(r.remote_port)): r.state
+        for r in p[p.agent == peer["ufrag"]].itertuples()
+    }
+    problems = []
+    for c in peer["checklist"]:
+        if c["state"] != "succeeded":
+            continue
+        lk, lh, lp = _endpoint(c["local"])
+        _, rh, rp = _endpoint(c["remote"])
+        if lk == "relay" and tls:
+            continue
+        state = mine.get((lh, lp, rh, rp))
+        if state is None:
+            problems.append(f"stack's check {c['local']} -> {c['remote']} succeeded: no such pair")
+        elif state != "succeeded":
+            problems.append(f"{c['local']} -> {c['remote']}: stack succeeded, analyzer {state}")
     return problems
 
 
@@ -110,13 +216,14 @@ def selected_problems(a, peer: dict, view: str, controlling_ufrag: str) -> list[
     if len(rows) != 1:
         return [*problems, f"{len(rows)} selected pairs for agent {peer['ufrag']}: {list(rows.description)}"]
     r = rows.iloc[0]
+    want = dict(zip(("local", "remote"), expected_pair(peer, view), strict=True))
     ours = (r.local_address, int(r.local_port), r.remote_address, int(r.remote_port))
-    theirs = (sel["local"]["host"], sel["local"]["port"], sel["remote"]["host"], sel["remote"]["port"])
+    theirs = (want["local"]["host"], want["local"]["port"], want["remote"]["host"], want["remote"]["port"])
     if ours != theirs:
-        problems.append(f"selected pair {ours} != stack's {theirs}")
+        problems.append(f"selected pair {ours} != stack's {theirs} ({view} view)")
         return problems
     for end in ("local", "remote"):
-        if msg := type_problem(f"selected {end}", sel[end]["type"], getattr(r, f"{end}_type")):
+        if msg := type_problem(f"selected {end}", want[end]["type"], getattr(r, f"{end}_type")):
             problems.append(msg)
     return problems
 
