@@ -118,7 +118,10 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                         _frames([c.selected[0].first_check_frame]),
                     )
                 )
-        out += _tcp_fallback(c, sp, allocs)
+        fallback = _tcp_fallback(a, c, allocs, zm)
+        if fallback:  # UDP blocked explains the failed direct pairs too: one finding, not two
+            out = [f for f in out if not (f.call == c.call and f.code == "direct-path-blocked")]
+            out += fallback
         out += _media_over_vpn(c, zm)
         if c.sessions:
             for s in c.sessions:
@@ -126,8 +129,12 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                 # a nominated pair that carried media in some capture's view settles it (captures taken at
                 # several points show the same path under NAT-translated addresses)
                 nominated_media = (sp[(sp.session == s) & sp.nominated].media_packets > 0).any()
-                if (row.selected_by == "media" and pd.notna(row.nominated_pair) and pd.notna(row.selected_pair)
-                        and not nominated_media):
+                if (
+                    row.selected_by == "media"
+                    and pd.notna(row.nominated_pair)
+                    and pd.notna(row.selected_pair)
+                    and not nominated_media
+                ):
                     nom = sp[(sp.session == s) & (sp.pair == row.nominated_pair)].iloc[0]
                     sel = sp[(sp.session == s) & (sp.pair == row.selected_pair)].iloc[0]
                     if {(nom.local_address, nom.local_port), (nom.remote_address, nom.remote_port)} != {
@@ -158,10 +165,13 @@ def _capture_agents(a, zm: ZoneMap) -> set[str]:
     return set(c[c.address == zm.capture_host].agent) if zm.capture_host else set()
 
 
-def _tcp_fallback(c: Call, sp: pd.DataFrame, allocs: pd.DataFrame) -> list[Finding]:
+def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding]:
+    """Media reached the relay over TCP or TLS: a TCP allocation on the path, or (TURN over TLS hides its
+    Allocate) a customer client's TLS flow to the relay's address with no UDP allocation of its own."""
     if not c.selected:
         return []
     sel = c.selected[0]
+    ev, frames = "", [sel.first_check_frame]
     if sel.transport == "tcp" or (sel.relayed and isinstance(sel.wire, str)):
         client, server = sel.wire.split(" -> ") if isinstance(sel.wire, str) else ("", "")
         host, _, port = client.rpartition(":")
@@ -170,27 +180,47 @@ def _tcp_fallback(c: Call, sp: pd.DataFrame, allocs: pd.DataFrame) -> list[Findi
             ((allocs.client == host) & (allocs.client_port.astype("Int64") == int(port or 0)))
             | ((allocs.client == shost) & (allocs.client_port.astype("Int64") == int(sport or 0)))
         ]
-        tcp = sel.transport == "tcp" or (len(al) and (al.transport == "tcp").any())
-        if tcp:
-            udp = allocs[allocs.transport == "udp"]
-            udp_note = (
-                "no UDP allocation attempted"
-                if not len(udp)
-                else f"UDP allocations: {', '.join(udp.state.astype(str))}"
+        if sel.transport == "tcp" or (len(al) and (al.transport == "tcp").any()):
+            ev = f"selected path {sel.description}"
+            frames += list(al.first_frame)
+    if not ev:
+        relay_ips = {
+            ad for ad, t in ((sel.local_address, sel.local_type), (sel.remote_address, sel.remote_type)) if t == "relay"
+        }
+        f = a.flows
+        tls = f[(f.transport == "tcp") & f.dst.isin(relay_ips) & f.dport.isin([443, 5349]) & (f.src_zone == "customer")]
+        own_udp = allocs[
+            (allocs.transport == "udp")
+            & allocs.server.isin(relay_ips)
+            & allocs.client.map(lambda x: zm.zone(x).zone == "customer")
+        ]
+        if len(tls) and not len(own_udp):
+            t = tls.iloc[0]
+            ev = (
+                f"{t.src}:{t.sport} -> {t.dst}:{t.dport} {t.protocols} ({int(t.packets)} packets): TURN over "
+                f"TLS/TCP, its Allocate encrypted; media leaves the relay as {sel.description}"
             )
-            return [
-                Finding(
-                    c.call,
-                    "tcp-fallback",
-                    "warning",
-                    "Media over TCP (UDP blocked or unavailable)",
-                    PRINCIPLES["udp"],
-                    f"selected path {sel.description}; {udp_note}",
-                    "Allow UDP 3478-3481 to the service's relay ranges.",
-                    _frames([*list(al.first_frame), sel.first_check_frame]),
-                )
-            ]
-    return []
+            frames.append(int(t.first_frame))
+    if not ev:
+        return []
+    udp = allocs[allocs.transport == "udp"]
+    udp_note = (
+        "no UDP allocation attempted"
+        if not len(udp)
+        else f"UDP allocations: {', '.join(f'{r.client} {r.state}' for r in udp.itertuples())}"
+    )
+    return [
+        Finding(
+            c.call,
+            "tcp-fallback",
+            "warning",
+            "Media reaches the relay over TCP/TLS (UDP blocked)",
+            PRINCIPLES["udp"],
+            f"{ev}; {udp_note}",
+            "Allow UDP 3478-3481 to the service's relay ranges.",
+            _frames(frames),
+        )
+    ]
 
 
 def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
@@ -341,7 +371,7 @@ def _ep(text: str) -> tuple[str, int]:
 def _middlebox(a) -> list[Finding]:
     out = []
     f = a.flows
-    media = f[f.media & ~f.relayed]
+    media = f[f.media & ~f.relayed & (f.transport == "udp")]
     for r in media.itertuples(index=False):
         changed = []
         for d, name in (("ttl_fwd", "sender to receiver"), ("ttl_rev", "receiver to sender")):
