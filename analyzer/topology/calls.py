@@ -44,6 +44,7 @@ class Call:
     locations: dict[str, tuple[str, str]] = field(default_factory=dict)  # participant -> (location, rule)
     path: str = ""
     relayed: bool = False
+    tunnel: object = None  # a VPN tunnel carrying the call's media, when nothing else of the call is visible
 
 
 def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str]:
@@ -52,6 +53,10 @@ def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str
     peer announced, maybe a home LAN) counts only when nothing better is known."""
     rank = {"host": 0, "srflx": 1, "prflx": 2, "unknown": 3}
     usable = [a for a in addresses if a[1] in rank]
+    for addr, ctype, seen in usable:  # a candidate in a VPN pool, even one only announced, is a VPN user
+        z = zm.zone(addr)
+        if z.zone == "vpn" and "check source" not in seen:
+            return "vpn-user", f"{addr} ({ctype}, {seen or 'announced'}) is in a VPN pool: {z.rule}"
     sources = [a for a in usable if "check source" in a[2]]
     for group in (sources, usable):
         ordered = sorted(group, key=lambda a: rank[a[1]])
@@ -122,7 +127,59 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
             c.media_ends.append(ends)
     for c in calls:
         _classify(c, a, zm, cands)
+    busy = [t for t in zm.tunnels if t.busy_seconds >= 2]
+    _follow_tunnels(calls, busy, a, zm, paths)
+    vpn_calls = [c for c in calls if any(v[0] in ("vpn", "vpn-user") for v in c.locations.values())]
+    for t in busy:  # media only visible as a tunnel's packet rate (captured on the VPN user's physical side)
+        if vpn_calls:  # the VPN user's call is visible in another capture point: the tunnel is its path
+            vpn_calls[0].tunnel = t
+            continue
+        c = Call(len(calls), tunnel=t, topology="undetermined", path=f"{t.client[0]}:{t.client[1]} -> "
+                 f"{t.server[0]}:{t.server[1]} VPN tunnel ({', '.join(sorted(t.kinds))})")
+        c.locations[t.client[0]] = ("vpn-user", zm.zone(t.client[0]).rule)
+        c.reason = ("a VPN user's media inside its tunnel: the other participant is not visible from this "
+                    "capture point (capture the tunnel interface or the far side to tell the use case)")
+        calls.append(c)
     return calls
+
+
+def _follow_tunnels(calls: list[Call], busy: list, a, zm: ZoneMap, paths: list[MediaPath]) -> None:
+    """A call whose media leaves from the customer's egress while a VPN tunnel carries a call's packet
+    rate at the same seconds is the VPN user's call, through the tunnel (full tunnel, seen outside)."""
+    for t in busy:
+        secs = set(t.busy)
+        for c in calls:
+            if c.tunnel is not None or any(v[0] in ("vpn", "vpn-user") for v in c.locations.values()):
+                continue
+            for p in c.selected:
+                for agent, addr, port in ((p.agent, p.local_address, p.local_port),
+                                          (None, p.remote_address, p.remote_port)):
+                    if zm.zone(addr).role != "egress":
+                        continue
+                    spans = [(m.first_ts_ns // 10**9, m.last_ts_ns // 10**9) for m in paths
+                             if (m.src, m.sport) == (addr, int(port)) or (m.dst, m.dport) == (addr, int(port))]
+                    overlap = sum(1 for sec in secs if any(lo <= sec <= hi for lo, hi in spans))
+                    if overlap < 2:
+                        continue
+                    who = agent or next((k for k in c.locations if k != p.agent), None)
+                    if who is None:
+                        continue
+                    c.tunnel = t
+                    c.locations[who] = ("vpn-user", f"its media ({addr}:{port}, the customer egress) follows the "
+                                        f"VPN tunnel {t.client[0]} -> {t.server[0]}:{t.server[1]} ({overlap} s)")
+                    _reclassify(c, a, zm)
+
+
+def _reclassify(c: Call, a, zm: ZoneMap) -> None:
+    kept = dict(c.locations)
+    _classify(c, a, zm, a.candidates)
+    c.locations.update({k: v for k, v in kept.items() if v[0] == "vpn-user"})
+    locs = [v[0] for v in c.locations.values()]
+    others = [x for x in locs if x not in ("vpn", "vpn-user")]
+    c.topology = ("vpn-internal-via-relay" if c.relayed else "vpn-internal-direct") if "customer" in others else (
+        "vpn-external-direct" if "internet" in others else "undetermined")
+    c.reason = "a VPN user takes part (its media follows a VPN tunnel). Participants: " + "; ".join(
+        f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
 
 
 def _ep(text: str) -> tuple[str, int]:
@@ -197,12 +254,36 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
     elif locs and all(x == "customer" for x in locs) and len(locs) >= 2:
         c.topology, c.reason = "intranet-direct", "both participants on the customer network"
     elif "customer" in locs and "internet" in locs:
-        relay_tried = c.relayed if c.selected else _relay_pairs(a, c)  # the path taken decides, else attempts
+        # the path taken decides; without one, what was tried: relay pairs, or TURN allocations by a participant
+        relay_tried = c.relayed if c.selected else (_relay_pairs(a, c) or _allocated(a, c)
+                                                    or tls_to_relay(a, c, zm) is not None)
         c.topology = "external-via-relay" if relay_tried else "external-direct"
         c.reason = "a customer user and an external user" + (", relayed" if relay_tried else ", direct")
     else:
         c.topology, c.reason = "undetermined", "the capture does not show where both participants are"
     c.reason = f"{c.reason}. Participants: {why}"
+
+
+def tls_to_relay(a, c: Call, zm: ZoneMap):
+    """A participant's TCP/TLS flow on 443/5349 to a TURN or STUN server of this call, with a call's worth
+    of packets: TURN over TLS, whose Allocate and media are encrypted. The flows row, or None."""
+    hosts = {v[1].split(" ", 1)[0] for v in c.locations.values()}
+    servers = set(zm.relays)
+    st = a.stun
+    if len(st):
+        servers |= set(st[(st.method == "Binding") & st.username.isna() & (st.cls == "request")].dst.astype(str))
+    p = a.pairs
+    mine = p[p.session.isin(c.sessions)]
+    servers |= set(mine[mine.local_type == "relay"].local_address) | set(mine[mine.remote_type == "relay"].remote_address)
+    f = a.flows
+    tls = f[(f.transport == "tcp") & f.dport.isin([443, 5349]) & f.src.isin(hosts) & f.dst.isin(servers)
+            & (f.packets >= 50)]
+    return tls.iloc[0] if len(tls) else None
+
+
+def _allocated(a, c: Call) -> bool:
+    hosts = {v[1].split(" ", 1)[0] for v in c.locations.values()}
+    return bool(len(a.allocations)) and bool(set(a.allocations.client) & hosts)
 
 
 def _relay_pairs(a, c: Call) -> bool:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from .calls import Call
+from .calls import Call, tls_to_relay
 from .zones import ZoneMap
 
 PRINCIPLES = {
@@ -169,7 +169,13 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
     """Media reached the relay over TCP or TLS: a TCP allocation on the path, or (TURN over TLS hides its
     Allocate) a customer client's TLS flow to the relay's address with no UDP allocation of its own."""
     if not c.selected:
-        return []
+        t = tls_to_relay(a, c, zm)
+        if t is None:
+            return []
+        return [Finding(c.call, "tcp-fallback", "warning", "Media reaches the relay over TCP/TLS (UDP blocked)",
+                        PRINCIPLES["udp"], f"no UDP path; {t.src}:{t.sport} -> {t.dst}:{t.dport} {t.protocols} "
+                        f"({int(t.packets)} packets): TURN over TLS/TCP, its Allocate and media encrypted",
+                        "Allow UDP 3478-3481 to the service's relay ranges.", [int(t.first_frame)])]
     sel = c.selected[0]
     ev, frames = "", [sel.first_check_frame]
     if sel.transport == "tcp" or (sel.relayed and isinstance(sel.wire, str)):
@@ -248,11 +254,19 @@ def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
 
 def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
     hits = []
+    vpn_users = {agent for agent, (where, _) in c.locations.items() if where == "vpn-user"}
     for p in c.selected:
         for addr in (p.local_address, p.remote_address):
             z = zm.zone(addr)
             if z.zone == "vpn":
                 hits.append(f"{addr} is {z.rule} (pair {p.description})")
+        # a VPN user whose media comes out of the customer's egress went through the tunnel (full tunnel)
+        for agent in vpn_users:
+            addr = p.local_address if p.agent == agent else p.remote_address
+            z = zm.zone(addr)
+            if z.role == "egress":
+                hits.append(f"VPN user {agent}'s media uses {addr}, {z.rule}: it left through the tunnel "
+                            f"(pair {p.description})")
     if not hits:
         return []
     return [
@@ -269,30 +283,24 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
     ]
 
 
-def tunnel_findings(a, zm: ZoneMap, calls: list[Call]) -> list[Finding]:
-    """A tunnel whose packet rate follows a call while no media reaches the cloud or a peer outside it."""
-    out = []
+def tunnel_findings(a, zm: ZoneMap, calls: list[Call], already: list[Finding]) -> list[Finding]:
+    """A tunnel carrying a call's packet rate (seconds of >= 40 packets) while no media from that host
+    travels outside the tunnel: the media is inside the VPN."""
+    out: list[Finding] = []
+    if any(f.code == "media-over-vpn" for f in already):
+        return out  # the media itself was seen from a VPN pool address: that finding says it already
     flows = a.flows
     outside_media = flows[flows.media & flows.vpn.isna()]
     for t in zm.tunnels:
-        dur = (t.last_ts - t.first_ts) / 1e9
-        rate = t.packets / dur if dur > 0 else 0
         mine = outside_media[(outside_media.src == t.client[0]) | (outside_media.dst == t.client[0])]
-        if dur >= 2 and rate >= 40 and not len(mine):
-            out.append(
-                Finding(
-                    None,
-                    "media-over-vpn",
-                    "error",
-                    "Call media inside the VPN tunnel",
-                    PRINCIPLES["vpn"],
-                    f"{t.client[0]} -> {t.server[0]}:{t.server[1]} "
-                    f"({', '.join(sorted(t.kinds))}): {t.packets} packets in {dur:.1f} s ({rate:.0f}/s), "
-                    "and no media outside the tunnel from that host",
-                    "Configure split tunnelling so the service's media ranges bypass the VPN.",
-                    [t.first_frame],
-                )
-            )
+        if t.busy_seconds >= 2 and not len(mine):
+            call = next((c.call for c in calls if c.tunnel is t), None)
+            out.append(Finding(call, "media-over-vpn", "error", "Call media inside the VPN tunnel",
+                               PRINCIPLES["vpn"], f"{t.client[0]}:{t.client[1]} -> {t.server[0]}:{t.server[1]} "
+                               f"({', '.join(sorted(t.kinds))}): {t.busy_seconds} s at a call's packet rate "
+                               f"(>= 40 packets/s), {t.packets} packets in all, and no media outside the tunnel "
+                               "from that host", "Configure split tunnelling so the service's media ranges bypass "
+                               "the VPN.", [t.first_frame]))
     return out
 
 

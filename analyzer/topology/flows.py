@@ -38,6 +38,7 @@ class FlowAcc:
     classes: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES, dtype=np.int64))
     vpn: dict[str, int] = field(default_factory=dict)
     syn_from_b: bool = False  # the SYN (not SYN-ACK) came from b: b initiated
+    vpn_seconds: dict[int, int] = field(default_factory=dict)  # tunnel packets per second (VPN flows only)
     dscp: dict[str, set] = field(default_factory=lambda: {"ab": set(), "ba": set()})
     ttl: dict[str, list[int]] = field(default_factory=lambda: {"ab": [], "ba": []})  # [min, max]
 
@@ -107,6 +108,13 @@ class FlowTable:
     def _details(self, uniq, inv, ab, has_vpn, vpn, syn, ttl, dscp, b, idx) -> None:
         """ab: per packet, True when it travels a -> b."""
         if has_vpn.any():
+            # packets per second of each tunnel: a call inside a tunnel shows as seconds of ~100 packets
+            sec = b.ts_ns[idx][has_vpn] // 1_000_000_000
+            codes_, counts_ = np.unique((inv[has_vpn].astype(np.int64) << 40) | sec, return_counts=True)
+            for code, c in zip(codes_.tolist(), counts_.tolist(), strict=True):
+                acc = self.flows[int(uniq[code >> 40])]
+                second = code & ((1 << 40) - 1)
+                acc.vpn_seconds[second] = acc.vpn_seconds.get(second, 0) + c
             pairs, counts = np.unique(np.stack([inv[has_vpn], vpn[has_vpn]], axis=1), axis=0, return_counts=True)
             for (j, code), c in zip(pairs.tolist(), counts.tolist(), strict=True):
                 acc = self.flows[int(uniq[j])]

@@ -17,6 +17,7 @@ from .flows import FlowAcc
 from .profile import NetworkProfile, Zone
 
 VPN_SERVER_PORTS = frozenset((51820, 4500, 500, 1194, 443))
+BUSY_RATE = 40  # packets/s both ways: one audio call is ~100 (50 each way), tunnel keepalives a few
 
 # unordered zone pair -> (label, reason); DESIGN.md's flow table
 LABELS: dict[frozenset, tuple[str, str]] = {
@@ -45,6 +46,8 @@ class VpnTunnel:
     first_ts: int
     last_ts: int
     file: int
+    busy_seconds: int = 0  # seconds with a call's packet rate (>= BUSY_RATE packets)
+    busy: tuple[int, ...] = ()  # those seconds (epoch seconds)
 
 
 @dataclass
@@ -94,6 +97,8 @@ class ZoneMap:
                     f.first_ts,
                     f.last_ts,
                     f.file,
+                    sum(1 for n in f.vpn_seconds.values() if n >= BUSY_RATE),
+                    tuple(sorted(sec for sec, n in f.vpn_seconds.items() if n >= BUSY_RATE)),
                 )
             )
             if self.profile.zone(client[0]).zone != "vpn":

@@ -36,7 +36,24 @@ def missing_tools() -> list[str]:
         out.append("root (network namespaces, iptables and tcpdump need it)")
     if not os.path.exists("/dev/net/tun"):
         out.append("/dev/net/tun (wireguard-go needs a TUN device)")
+    if not out:
+        out += _probe_kernel()
     return out
+
+
+def _probe_kernel() -> list[str]:
+    """Can this kernel (or container) give us a namespace with NAT? Tools alone do not say."""
+    name = f"{PREFIX}{os.getpid()}probe-x"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode:
+        return [f"network namespaces (ip netns add: {r.stderr.strip()})"]
+    try:
+        r = subprocess.run(
+            ["ip", "netns", "exec", name, "iptables", "-t", "nat", "-L", "-n"], capture_output=True, text=True
+        )
+        return [f"iptables NAT in a namespace ({r.stderr.strip()})"] if r.returncode else []
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 class LabError(RuntimeError):

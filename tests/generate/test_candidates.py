@@ -94,14 +94,14 @@ def _two_ends():
                 yield name, files, key
 
 
-# Merging two ends across a NAT: one agent's own view of its nominated pair is not selected; the analyzer
-# selects the same pair as seen at the other end (NAT-translated) and reports a media switch between them.
+# Merging two ends across a NAT: the analyzer chooses one file's view of the session and marks only its pairs
+# selected, so the other end's agent gets its pair as that file saw it (NAT-translated), not its own view.
 MERGE_KNOWN = {
-    ("external-direct", "a"),
+    ("external-direct", "x"),
     ("group-call", "media/a"),
     ("media-over-vpn-external", "x"),
-    ("pstn-trunk", "a"),
-    ("vpn-external-direct", "v"),
+    ("pstn-trunk", "pstn"),
+    ("vpn-external-direct", "x"),
     ("vpn-internal-direct", "a"),
     ("vpn-internal-via-relay", "a"),
 }
@@ -114,8 +114,8 @@ def _merge_param(name, files, key):
     if (name, key) in MERGE_KNOWN:
         reason = (
             f"merged {' + '.join(files)}: {key}'s nominated pair {sel['local']['host']}:{sel['local']['port']} -> "
-            f"{sel['remote']['host']}:{sel['remote']['port']} (its own capture) is not selected; the analyzer "
-            "selects the same pair as the other end's capture shows it, behind the NAT, and reports a switch"
+            f"{sel['remote']['host']}:{sel['remote']['port']}, as its own capture shows it, is not selected; only "
+            "the other file's view of the session (NAT-translated addresses) is marked selected"
         )
         marks = [pytest.mark.xfail(strict=True, reason=reason)]
     return pytest.param(name, files, key, id=f"{name}:{key}@{'+'.join(files)}", marks=marks)
@@ -147,18 +147,7 @@ def _merged_sessions():
     for name, files, key in _two_ends():
         if (name, files) not in seen:
             seen.add((name, files))
-            marks = (
-                [
-                    pytest.mark.xfail(
-                        strict=True,
-                        reason=f"merged {' + '.join(files)}: a media switch between two "
-                        "NAT views of the one pair the stacks used",
-                    )
-                ]
-                if any((name, k) in MERGE_KNOWN for n, f, k in _two_ends() if (n, f) == (name, files))
-                else []
-            )
-            yield pytest.param(name, files, key, id=f"{name}@{'+'.join(files)}", marks=marks)
+            yield pytest.param(name, files, key, id=f"{name}@{'+'.join(files)}")
 
 
 @pytest.mark.parametrize("name,files,key", list(_merged_sessions()))
