@@ -37,6 +37,8 @@ BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
 MAX_RECORD = 16 * 1024 * 1024  # larger than any real packet: a header claiming more is damaged
 CHUNK_BYTES = 32 * 1024 * 1024
 WINDOW = 16 * 1024 * 1024
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+_POPULATE_OK = [True]
 MMAP_MIN = 4 * 1024 * 1024  # smaller files are simply read
 RELEASE_STEP = 8 * 1024 * 1024
 PCAPNG_BLOCK_NAMES = {
@@ -171,11 +173,22 @@ class _Source:
             # Map the whole file: no copy of the payload bytes. The pages already processed are dropped
             # from the resident set as we go (release), so memory stays bounded by the chunk size.
             self._mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._mm.madvise(mmap.MADV_SEQUENTIAL)
+            self._mm.madvise(mmap.MADV_SEQUENTIAL)  # read-ahead for the page cache
             self.arr = np.frombuffer(self._mm, dtype=np.uint8)
             self.eof = True
         else:
             self.more(64 * 1024)
+
+    def prefetch(self, start: int, end: int) -> None:
+        """Map a chunk's pages in one call (MADV_POPULATE_READ, Linux 5.14+) instead of one page fault
+        per page as the gathers touch them; harmless where the kernel does not know it."""
+        if self._mm is None or not _POPULATE_OK[0]:
+            return
+        lo = (start // mmap.PAGESIZE) * mmap.PAGESIZE
+        try:
+            self._mm.madvise(MADV_POPULATE_READ, lo, min(end, len(self._mm)) - lo)
+        except (OSError, ValueError):
+            _POPULATE_OK[0] = False
 
     def release(self, upto: int) -> None:
         """Drop the mapped pages before window position `upto` from memory (they stay readable)."""
@@ -433,6 +446,7 @@ class CaptureFile:
             if pos >= len(arr):
                 break
             limit = min(pos + chunk_bytes, len(arr))
+            src.prefetch(pos, limit + 65536)
             if avg == 0:  # learn the record size from a short serial walk before the first lockstep one
                 step = self._pcap_step(arr) if self.format == "pcap" else self._pcapng_step(arr, limit)
                 probe = serial_walk(step, pos, limit, hdr, max_records=64)
