@@ -215,6 +215,8 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath], d
     for s in sessions.values():
         for p in s.pairs:
             found = list(by_ends.get(p.ends, []))
+            if len({m.file for m in found} | {p.file}) > 1:  # several capture points: the pair's own file's
+                found = [m for m in found if m.file == p.file]  # packets, not another point's that share ends
             if p.relayed and not found:
                 wire = frozenset(((p.wire[0], p.wire[1]), (p.wire[2], p.wire[3])))
                 found = [m for m in by_wire.get(wire, []) if not m.src]
@@ -246,7 +248,9 @@ def _select(s: _Session) -> tuple[list[_Pair], list[str]]:
         if order:
             views.append(order)
     if not views:
+        s.view_selected = set()
         return [], []
+    s.view_selected = {(o[-1].file, o[-1].ends) for o in views}  # what each capture point saw selected
     order = min(views, key=lambda o: (o[-1].local_type != "host", o[-1].file))
     switches = [f"{_ts(b.media_first_ts)}: {_desc(a)} => {_desc(b)}" for a, b in itertools.pairwise(order)]
     return order, switches
@@ -265,7 +269,9 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
             selected = max(nominated, key=lambda p: (p.last_check_ts, p.checks))
             selected_by = "latest checks on a nominated pair (no media in the capture)"
         for p in s.pairs:
-            p.selected = selected is not None and p.ends == selected.ends
+            # selected in the session's view, or in its own file's view (the same path behind a NAT)
+            p.selected = selected is not None and (
+                p.ends == selected.ends or p.ends in {e for _, e in getattr(s, "view_selected", set())})
         hosts = frozenset(p.local[0] for p in s.pairs) | frozenset(p.remote[0] for p in s.pairs)
         restart_of = by_endpoints.get(hosts)
         by_endpoints.setdefault(hosts, s.session)

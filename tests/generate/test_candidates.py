@@ -94,17 +94,9 @@ def _two_ends():
                 yield name, files, key
 
 
-# Merging two ends across a NAT: the analyzer chooses one file's view of the session and marks only its pairs
-# selected, so the other end's agent gets its pair as that file saw it (NAT-translated), not its own view.
-MERGE_KNOWN = {
-    ("external-direct", "x"),
-    ("group-call", "media/a"),
-    ("media-over-vpn-external", "x"),
-    ("pstn-trunk", "pstn"),
-    ("vpn-external-direct", "x"),
-    ("vpn-internal-direct", "a"),
-    ("vpn-internal-via-relay", "a"),
-}
+# Merging two ends across a NAT: each file's view of the path it used is marked selected, so each end's agent
+# finds its own nominated pair selected (the session's selected_pair is the client-side view).
+MERGE_KNOWN: set[tuple[str, str]] = set()  # each capture point's own selected view is marked selected too
 
 
 def _merge_param(name, files, key):
