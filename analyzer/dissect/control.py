@@ -229,8 +229,16 @@ class ControlDissector:
     @property
     def stun_rows(self) -> list[tuple]:
         """Every STUN row, in capture order; Binding messages deferred during the pass are parsed now."""
+        if getattr(self, "_released", False):
+            raise RuntimeError("the STUN rows now live in Analysis.stun")
         self._materialize()
         return self._rows  # type: ignore[return-value]
+
+    def release_rows(self) -> None:
+        """Drop the row tuples once the stun table holds them (Analysis.stun is the place to read them)."""
+        self._materialize()
+        self._rows = []
+        self._released = True
 
     @property
     def transactions(self) -> TransactionMatcher:

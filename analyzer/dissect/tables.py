@@ -46,7 +46,11 @@ def frame_table(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
 
 def stun_table(ctrls: list[ControlDissector]) -> pd.DataFrame:
     rows = [r for c in ctrls for r in c.stun_rows]
-    return frame_table(rows, STUN_COLUMNS)
+    for c in ctrls:  # the table is the rows' home from now on: memory follows the table, not both
+        c.release_rows()
+    df = frame_table(rows, STUN_COLUMNS)
+    del rows
+    return df
 
 
 def dtls_table(ctrls: list[ControlDissector]) -> pd.DataFrame:

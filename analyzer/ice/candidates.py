@@ -34,6 +34,7 @@ class Candidate(NamedTuple):
     frame: int
     file: int
     seen: str = ""  # how the capture saw it: 'check source', 'check destination', 'check response'
+    foundation: str | None = None  # MS-ICE2 CANDIDATE-IDENTIFIER of the checks sent from it
 
 
 @dataclass
@@ -103,6 +104,7 @@ class CandidateBook:
         relayed_check: bool = False,
         typed: tuple[str, str] | None = None,
         seen: str = "",
+        foundation: str | None = None,
     ) -> Candidate:
         """Record a candidate; a better-founded type replaces a weaker one, and `seen` accumulates how
         the capture saw it ('check source', 'check destination', 'check response')."""
@@ -118,6 +120,8 @@ class CandidateBook:
                 c = old._replace(seen=seen_all)
             else:
                 c = Candidate(agent, address, port, transport, t, rule, old.frame, file, seen_all)
+        if foundation and not c.foundation:
+            c = c._replace(foundation=foundation)
         self.found[key] = c
         return c
 
@@ -125,7 +129,7 @@ class CandidateBook:
         return (agent, address, port, transport) in self.found
 
     def table(self) -> pd.DataFrame:
-        cols = ["agent", "address", "port", "transport", "type", "rule", "frame", "file", "seen"]
+        cols = ["agent", "address", "port", "transport", "type", "rule", "frame", "file", "seen", "foundation"]
         df = pd.DataFrame(sorted(self.found.values(), key=lambda c: (c.file, c.frame)), columns=cols)
         df["port"] = df["port"].astype("Int64")
         return df

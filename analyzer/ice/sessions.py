@@ -74,8 +74,14 @@ class _Session:
     pairs: list[_Pair] = field(default_factory=list)
 
 
+_NEEDED = ("file", "frame", "ts_ns", "src", "sport", "dst", "dport", "transport", "relayed", "method", "cls",
+           "transaction_id", "ufrag_to", "ufrag_from", "use_candidate", "ice_role", "mapped_address", "mapped_port",
+           "error_code", "candidate_id", "outer_src", "outer_sport", "outer_dst", "outer_dport")
+
+
 def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls: list[MediaPath], end_ts: int):
     """(sessions, pairs) DataFrames; candidates are added to `book` as they are met."""
+    stun = stun[[c for c in _NEEDED if c in stun.columns]]  # rows as small tuples: a call has many checks
     checks = stun[
         (stun.method == "Binding") & stun.ufrag_to.notna() & stun.ufrag_from.notna() & (stun.cls == "request")
     ]
@@ -112,6 +118,7 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                 relayed_check=side == "local",
                 typed=same,
                 seen="check source",
+                foundation=r.candidate_id if isinstance(r.candidate_id, str) else None,
             )
             rc = book.add(
                 r.ufrag_to,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import pandas as pd
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
@@ -103,3 +104,13 @@ def test_every_check_fails(tmp_path):
     assert s.state == "failed" and str(s.selected_pair) == "<NA>"
     assert set(a.pairs.state) == {"not answered"}
     assert list(a.pairs.checks) == [6, 6]
+
+
+def test_ms_ice2_candidate_identifier_is_the_foundation(tmp_path):
+    tid = next(_tid).to_bytes(12, "big")
+    req = sb.message("Binding", "request", [sb.attr(0x0006, b"bb:aa"), sb.attr(0x8054, b"f00d")], tid)
+    resp = sb.message("Binding", "success", [sb.xor_addr(0x0020, *A, tid)], tid)
+    a = analyze(write(tmp_path, "msice2.pcap", [udp(A, B, req), udp(B, A, resp)]))
+    c = a.candidates.set_index(["agent", "address"])
+    assert c.loc[("aa", "10.0.0.1")].foundation == "f00d"
+    assert pd.isna(c.loc[("bb", "10.0.0.2")].foundation)  # only seen as a destination
