@@ -6,7 +6,9 @@ import pandas as pd
 
 from .control import DTLS_COLUMNS, STUN_COLUMNS, ControlDissector
 
-_CATEGORIES = ("transport", "method", "cls", "content_type", "handshake_type", "version", "src", "dst")
+_CATEGORIES = ("transport", "method", "cls", "content_type", "handshake_type", "version", "src", "dst", "username",
+               "ufrag_to", "ufrag_from", "ice_role", "mapped_address", "relayed_address", "peer_address",
+               "error_reason", "software", "attributes", "realm", "nonce", "outer_src", "outer_dst", "alert", "info")
 _NULLABLE_INT = (
     "sport",
     "dport",
