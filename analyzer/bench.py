@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, m in rows[:2]:
             line = f"{name}: {m['cpu_s'] / n * 1e6:.2f} s CPU per million packets"
             if ts is not None:
-                line += f", {ts['wall_s'] / m['wall_s']:.1f}x faster than tshark (wall), {ts['cpu_s'] / m['cpu_s']:.1f}x (CPU)"
+                line += (f", {ts['wall_s'] / m['wall_s']:.1f}x faster than tshark (wall), "
+                         f"{ts['cpu_s'] / m['cpu_s']:.1f}x (CPU)")
             print(line)
         return 0
     finally:

@@ -274,7 +274,8 @@ def tls_to_relay(a, c: Call, zm: ZoneMap):
         servers |= set(st[(st.method == "Binding") & st.username.isna() & (st.cls == "request")].dst.astype(str))
     p = a.pairs
     mine = p[p.session.isin(c.sessions)]
-    servers |= set(mine[mine.local_type == "relay"].local_address) | set(mine[mine.remote_type == "relay"].remote_address)
+    servers |= set(mine[mine.local_type == "relay"].local_address)
+    servers |= set(mine[mine.remote_type == "relay"].remote_address)
     f = a.flows
     tls = f[(f.transport == "tcp") & f.dport.isin([443, 5349]) & f.src.isin(hosts) & f.dst.isin(servers)
             & (f.packets >= 50)]

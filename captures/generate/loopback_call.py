@@ -1,55 +1,24 @@
 """A short real WebRTC call between two aiortc peers on this machine, captured with tcpdump.
 
-Both peers run in one process and exchange offer/answer in memory; media is a generated 440 Hz tone
-(Opus) one way and silence-free noise the other way. The capture is taken on the 'any' pseudo-interface,
+Both peers run in one process and exchange offer/answer in memory; media is a generated tone each way
+(440 Hz and 660 Hz, Opus). The capture is taken on the 'any' pseudo-interface,
 so it is Linux cooked (SLL2) and holds the STUN checks, the DTLS-SRTP handshake and the SRTP media.
 
-    python captures/generate/loopback_call.py captures/loopback-call/call.pcap --seconds 4
+    python -m captures.generate.loopback_call captures/loopback-call/call.pcap --seconds 4
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import json
-import math
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection
-from av import AudioFrame
+from aiortc import RTCPeerConnection
 
-RATE = 48_000
-SAMPLES = 960  # 20 ms
-
-
-class Tone(MediaStreamTrack):
-    """A sine tone, 20 ms frames, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self, freq: float) -> None:
-        super().__init__()
-        self.freq = freq
-        self.pts = 0
-        self.t0: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        if self.t0 is None:
-            self.t0 = time.monotonic()
-        due = self.t0 + self.pts / RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        t = (np.arange(SAMPLES) + self.pts) / RATE
-        pcm = (0.3 * 32767 * np.sin(2 * math.pi * self.freq * t)).astype(np.int16)
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self.pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        self.pts += SAMPLES
-        return frame
+from captures.generate.peer import Tone
 
 
 async def call(seconds: float) -> dict:
