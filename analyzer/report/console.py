@@ -75,7 +75,8 @@ def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
     for c in columns:
         t.add_column(
             c,
-            min_width=48 if c in ("description", "path", "rule", "channels") else None,
+            min_width=(24 if (out.width or 100) < 140 else 48) if c in ("description", "path", "rule", "channels")
+            else None,
             max_width=18 if c == "agent" else None,
             overflow="fold",
         )
@@ -101,7 +102,7 @@ def _isna(v) -> bool:
 
 def print_ice(a, out: Console | None = None) -> None:
     """Sessions, candidates, pairs (selected in bold green, nominated marked) and TURN allocations."""
-    out = out or Console(width=None if Console().is_terminal else 180)
+    out = out or console()
     if len(a.sessions) == 0 and len(a.allocations) == 0:
         out.print("No ICE connectivity checks or TURN allocations in this capture.")
         return
@@ -126,7 +127,10 @@ def print_ice(a, out: Console | None = None) -> None:
         if s.role_conflicts:
             t.add_row("role conflicts", f"{s.role_conflicts} (487)")
         out.print(t)
-    _table("Candidates", a.candidates, ["agent", "address", "port", "transport", "type", "frame", "rule"], out)
+    narrow = (out.width or 100) < 140  # at 100 columns: fewer, joined columns
+    cands = a.candidates.copy()
+    cands["candidate"] = [f"{ad}:{p}/{t}" for ad, p, t in zip(cands.address, cands.port, cands.transport, strict=True)]
+    _table("Candidates", cands, ["agent", "candidate", "type", "frame", "rule"], out)
     pairs = a.pairs.copy()
     pairs["mark"] = [
         "selected" if s else ("nominated" if n else "") for s, n in zip(pairs.selected, pairs.nominated, strict=True)
@@ -138,35 +142,23 @@ def print_ice(a, out: Console | None = None) -> None:
     ]
     pairs["frame"] = pairs["first_check_frame"]
     pairs["media"] = pairs["media_packets"]
-    _table(
-        "Candidate pairs (session.pair; selected in green)",
-        pairs,
-        ["id", "agent", "description", "state", "mark", "checks/retx/ok", "errors", "rtt ms", "frame", "media"],
-        out,
-        mark=lambda d: "bold green" if d["selected"] else None,
-    )
+    cols = ["id", "agent", "description", "state", "mark", "checks/retx/ok", "errors", "rtt ms", "frame", "media"]
+    if narrow:
+        cols = ["id", "description", "state", "mark", "checks/retx/ok", "frame"]
+    _table("Candidate pairs (session.pair; selected in green)", pairs, cols, out,
+           mark=lambda d: "bold green" if d["selected"] else None)
     if len(a.allocations):
-        _table(
-            "TURN allocations",
-            a.allocations,
-            [
-                "allocation",
-                "client",
-                "client_port",
-                "server",
-                "server_port",
-                "transport",
-                "state",
-                "relayed_address",
-                "relayed_port",
-                "mapped_address",
-                "mapped_port",
-                "first_frame",
-                "errors",
-                "channels",
-            ],
-            out,
-        )
+        al = a.allocations.copy()
+        al["client "] = [f"{c}:{p}" for c, p in zip(al.client, al.client_port, strict=True)]
+        al["server "] = [f"{c}:{p}/{t}" for c, p, t in zip(al.server, al.server_port, al.transport, strict=True)]
+        al["relayed"] = [f"{c}:{p}" if isinstance(c, str) else "" for c, p in zip(al.relayed_address, al.relayed_port,
+                                                                                   strict=True)]
+        al["mapped"] = [f"{c}:{p}" if isinstance(c, str) else "" for c, p in zip(al.mapped_address, al.mapped_port,
+                                                                                 strict=True)]
+        cols = ["file", "allocation", "client ", "server ", "state", "relayed", "mapped", "first_frame"]
+        if not narrow:
+            cols += ["errors", "channels"]
+        _table("TURN allocations", al, cols, out)
 
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -200,12 +192,19 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
     if verbose:
         out.print()
         print_ice(a, out)
-        _table("Flows", a.flows, ["src", "sport", "dst", "dport", "transport", "src_zone", "dst_zone", "label",
-                                  "media", "protocols", "packets"], out)
+        fl = a.flows.copy()
+        fl["flow"] = [f"{a_}:{b_} -> {c_}:{d_}/{t_}" for a_, b_, c_, d_, t_ in
+                      zip(fl.src, fl.sport, fl.dst, fl.dport, fl.transport, strict=True)]
+        fl["zones"] = [f"{x} -> {y}" for x, y in zip(fl.src_zone, fl.dst_zone, strict=True)]
+        _table("Flows", fl, ["file", "flow", "zones", "label", "media", "protocols", "packets"], out)
         if "streams" in a.tables and len(a.streams):
-            cols = [c for c in ("ssrc", "src", "sport", "dst", "dport", "relayed", "payload_type", "kind", "packets",
-                                "lost", "loss_pct", "jitter_ms_max") if c in a.streams.columns]
-            _table("Media streams", a.streams, cols, out)
+            st = a.streams.copy()
+            st["stream"] = [f"{int(x):08x}" if x == x else "" for x in st.ssrc]
+            st["path"] = [f"{a_}:{b_} -> {c_}:{d_}" for a_, b_, c_, d_ in zip(st.src, st.sport, st.dst, st.dport,
+                                                                               strict=True)]
+            cols = [c for c in ("stream", "path", "relayed", "payload_type", "kind", "packets", "lost", "loss_pct",
+                                "jitter_ms_max") if c in st.columns]
+            _table("Media streams", st, cols, out)
 
 
 def _finding(out: Console, f) -> None:
