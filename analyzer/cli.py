@@ -92,7 +92,8 @@ def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
 def ice(captures: tuple[str, ...], as_json: bool, network: str | None, progress: bool) -> None:
     """The ICE negotiation: sessions, candidates, candidate pairs (nominated and selected) and TURN allocations."""
     from .api import analyze
-    from .report.console import print_ice, records
+    from .report.console import print_ice
+    from .report.export import records
 
     with _Progress(progress) as bar:
         try:

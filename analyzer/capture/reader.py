@@ -44,7 +44,15 @@ def iter_batches(cap: CaptureFile, progress: Progress | None = None) -> Iterator
 
 
 def flow_keys(b: PacketBatch) -> np.ndarray:
-    """A 64-bit key per packet for its bidirectional 5-tuple (same key both ways)."""
+    """A 64-bit key per packet for its bidirectional 5-tuple (same key both ways). Computed once per
+    batch: the summary, the dissect stage and the flow table all ask for it."""
+    cached = b.__dict__.get("_flow_keys")
+    if cached is None:
+        cached = b.__dict__["_flow_keys"] = _flow_keys(b)
+    return cached
+
+
+def _flow_keys(b: PacketBatch) -> np.ndarray:
     a = _mix(b.src_hi, b.src_lo, b.sport)
     c = _mix(b.dst_hi, b.dst_lo, b.dport)
     lo_ep = np.minimum(a, c)

@@ -60,6 +60,14 @@ class MediaBatch(NamedTuple):
         return int(self.frame.size)
 
 
+def rtcp_header_ok(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Version 2, and the first packet's length field fits the datagram (RFC 3550 6.4)."""
+    end = len(buf) - 1
+    first = buf[np.minimum(off, end)]
+    words = (buf[np.minimum(off + 2, end)].astype(np.int64) << 8) | buf[np.minimum(off + 3, end)]
+    return (length >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= length)
+
+
 def build(
     file: int,
     buf: np.ndarray,
@@ -83,12 +91,9 @@ def build(
         return None
     end = len(buf) - 1
     b1 = buf[np.minimum(off + 1, end)]
-    first = buf[np.minimum(off, end)]
     is_rtcp = (length >= 8) & (b1 >= 192) & (b1 <= 223)
     cols = rtp_columns(buf, off, length) if cols is None else cols
-    words = (buf[np.minimum(off + 2, end)].astype(np.int64) << 8) | buf[np.minimum(off + 3, end)]
-    rtcp_ok = is_rtcp & ((first >> 6) == 2) & ((words + 1) * 4 <= length)
-    keep = np.where(is_rtcp, rtcp_ok, cols.valid)
+    keep = np.where(is_rtcp, is_rtcp & rtcp_header_ok(buf, off, length), cols.valid)
     if not keep.any():
         return None
     k = np.flatnonzero(keep)

@@ -174,11 +174,7 @@ class DissectStage:
             self.rtp.update(flow_keys(b)[idx[is_rtp]], cols.ssrc[is_rtp], cols.seq[is_rtp], valid, cols.ts[is_rtp])
         if (~is_rtp).any():
             ci = idx[~is_rtp]
-            o, n = b.payload_off[ci], b.payload_len[ci]
-            first = b.buf[o]
-            end = len(b.buf) - 1
-            words = (b.buf[np.minimum(o + 2, end)].astype(np.int64) << 8) | b.buf[np.minimum(o + 3, end)]
-            ok = (n >= 8) & ((first >> 6) == 2) & ((words + 1) * 4 <= n)
+            ok = media_rows.rtcp_header_ok(b.buf, b.payload_off[ci], b.payload_len[ci])
             self._rtcp_ok += int(np.count_nonzero(ok))
             self.rejected["rtcp"] += int(np.count_nonzero(~ok))
         if not self.emit_media:

@@ -89,10 +89,6 @@ class _Alloc:
         return "unanswered"
 
 
-def _ep(row, prefix: str = "") -> Endpoint:
-    return (getattr(row, prefix + "src"), int(getattr(row, prefix + "sport")))
-
-
 def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataFrame:
     """stun: the stun table; relay_traffic: per file, {(src, sport, dst, dport, channel): [packets, bytes]}."""
     turn = stun[

@@ -50,26 +50,6 @@ def _esc(text: str) -> str:
     return escape(text)
 
 
-def records(df) -> list[dict]:
-    """DataFrame rows as JSON-ready dicts: timestamps as ISO text, missing values as None."""
-    import pandas as pd
-
-    out = []
-    for row in df.to_dict(orient="records"):
-        clean = {}
-        for k, v in row.items():
-            if v is None or (not isinstance(v, str | bytes | list | dict) and pd.isna(v)):
-                clean[k] = None
-            elif isinstance(v, pd.Timestamp):
-                clean[k] = v.isoformat()
-            elif hasattr(v, "item"):
-                clean[k] = v.item()
-            else:
-                clean[k] = v
-        out.append(clean)
-    return out
-
-
 def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
     t = Table(title=title, title_justify="left", show_lines=False)
     for c in columns:

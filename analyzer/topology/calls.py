@@ -84,7 +84,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
             used_ends.add(frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port)))))
             if p.relayed and isinstance(p.wire, str):
                 w = p.wire.split(" -> ")
-                used_ends.add(frozenset(tuple(_ep(x) for x in w)))
+                used_ends.add(frozenset(tuple(parse_endpoint(x) for x in w)))
         processor = None
         if sel is not None:
             z = zm.zone(sel.remote_address)
@@ -182,7 +182,8 @@ def _reclassify(c: Call, a, zm: ZoneMap) -> None:
         f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
 
 
-def _ep(text: str) -> tuple[str, int]:
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """'host:port' (the `wire` column of pairs) as a tuple."""
     host, _, port = text.rpartition(":")
     return host, int(port)
 
@@ -318,7 +319,7 @@ def _observed(c: Call, flows: pd.DataFrame) -> list[str]:
     for p in c.selected:
         ends.add(frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port)))))
         if p.relayed and isinstance(p.wire, str):
-            ends.add(frozenset(_ep(x) for x in p.wire.split(" -> ")))
+            ends.add(frozenset(parse_endpoint(x) for x in p.wire.split(" -> ")))
     labels = []
     for f in flows.itertuples(index=False):
         if frozenset(((f.src, int(f.sport)), (f.dst, int(f.dport)))) in ends and f.label not in labels:

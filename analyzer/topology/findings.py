@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from .calls import Call, tls_to_relay
+from .calls import Call, parse_endpoint, tls_to_relay
 from .zones import ZoneMap
 
 PRINCIPLES = {
@@ -366,14 +366,9 @@ def _one_way(a, calls: list[Call]) -> list[Finding]:
 def _joins(c: Call, ends: set) -> bool:
     for p in c.selected:
         pe = {(p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))}
-        if pe == ends or (isinstance(p.wire, str) and {_ep(x) for x in p.wire.split(" -> ")} & ends):
+        if pe == ends or (isinstance(p.wire, str) and {parse_endpoint(x) for x in p.wire.split(" -> ")} & ends):
             return True
     return any(set(e) == ends for e in c.media_ends)
-
-
-def _ep(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host, int(port)
 
 
 def _middlebox(a) -> list[Finding]:
