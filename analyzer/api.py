@@ -328,7 +328,7 @@ def analyze(
             stage = DissectStage(index, emit_media=full)
             media = MediaStage(index)
             flows = FlowTable(index)
-            for batch in iter_batches(cap, progress(path) if progress else None):
+            for batch in iter_batches(cap, progress(path) if progress else None, ahead=True):
                 sb.add(batch)
                 media_batches = stage.add(batch)
                 if not full:

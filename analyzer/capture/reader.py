@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,14 +35,70 @@ from .formats import LINKTYPE_NAMES, CaptureFile
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 
-def iter_batches(cap: CaptureFile, progress: Progress | None = None) -> Iterator[PacketBatch]:
-    """Decoded batches of an open capture, in frame order."""
-    for chunk in cap.chunks():
-        batch = decode(chunk)
-        if progress is not None and len(chunk):
-            done = cap._src.base + int(chunk.data_off[-1] + chunk.caplen[-1])
+def iter_batches(cap: CaptureFile, progress: Progress | None = None, *, ahead: bool = False) -> Iterator[PacketBatch]:
+    """Decoded batches of an open capture, in frame order.
+
+    With `ahead`, a second thread walks and decodes the next chunk while the caller works on this one:
+    numpy lets go of the interpreter lock in its loops, so on two cores the capture layer mostly hides
+    behind the stages. The thread is joined before this generator ends, however it ends."""
+    batches = _read_ahead(cap) if ahead else _batches(cap)
+    for batch, done in batches:
+        if progress is not None and done:
             progress(min(done, cap.size), cap.size)
         yield batch
+
+
+def _batches(cap: CaptureFile) -> Iterator[tuple[PacketBatch, int]]:
+    for chunk in cap.chunks():
+        batch = decode(chunk)
+        flow_keys(batch)
+        done = cap._src.base + int(chunk.data_off[-1] + chunk.caplen[-1]) if len(chunk) else 0
+        yield batch, done
+
+
+def _read_ahead(cap: CaptureFile, depth: int = 2) -> Iterator[tuple[PacketBatch, int]]:
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in _batches(cap):
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            q.put(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="callflow-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked put through, then wait for the thread to finish
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
+class _Failed(NamedTuple):
+    exc: BaseException
+
+
+_END = object()
 
 
 def flow_keys(b: PacketBatch) -> np.ndarray:
@@ -207,7 +265,7 @@ def summarize(path: str | os.PathLike, progress: Progress | None = None) -> Capt
     """Read a whole capture and return its summary (raises CaptureError if unreadable)."""
     with CaptureFile(path) as cap:
         sb = SummaryBuilder(cap)
-        for b in iter_batches(cap, progress):
+        for b in iter_batches(cap, progress, ahead=True):
             sb.add(b)
         return sb.finish()
 

@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 from .dtls import looks_like_dtls, parse_dtls
 from .dtls_session import DtlsTracker
-from .stun import Address, StunMessage, looks_like_stun, parse_stun
+from .stun import StunMessage, looks_like_stun, parse_stun
+from .stun_rows import binding_rows, message_row, tx_view
 from .transactions import TransactionMatcher
 from .turn import ChannelData, parse_channeldata, parse_ms_multiplexed, relayed_payload
 
@@ -54,58 +55,6 @@ class Where(NamedTuple):
         )
 
 
-STUN_COLUMNS = (
-    "file",
-    "frame",
-    "ts_ns",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "transport",
-    "relayed",
-    "method",
-    "cls",
-    "transaction_id",
-    "msg_type",
-    "legacy_ms",
-    "username",
-    "ufrag_to",
-    "ufrag_from",
-    "priority",
-    "use_candidate",
-    "ice_role",
-    "tie_breaker",
-    "mapped_address",
-    "mapped_port",
-    "relayed_address",
-    "relayed_port",
-    "peer_address",
-    "peer_port",
-    "error_code",
-    "error_reason",
-    "lifetime",
-    "channel",
-    "requested_transport",
-    "software",
-    "ms_version",
-    "stream_type",
-    "candidate_id",
-    "network_id",
-    "network_cost",
-    "fingerprint_ok",
-    "integrity",
-    "attributes",
-    "malformed",
-    "outer_src",
-    "outer_sport",
-    "outer_dst",
-    "outer_dport",
-    "outer_channel",
-    "realm",
-    "nonce",
-    "size",
-)
 DTLS_COLUMNS = (
     "file",
     "frame",
@@ -132,10 +81,6 @@ DTLS_COLUMNS = (
     "outer_dport",
     "outer_channel",
 )
-
-
-def _addr(a: Address | None) -> tuple[str | None, int | None]:
-    return (a.address, a.port) if isinstance(a, Address) else (None, None)
 
 
 _BINDING_NAMES = {
@@ -248,18 +193,14 @@ class ControlDissector:
     def _materialize(self) -> None:
         if not self._deferred:
             return
-        pending = iter(self._deferred)
-        self._deferred = []
-        rows, self._rows = self._rows, []
-        for r in rows:
-            if r is not None:
-                self._rows.append(r)
-                continue
-            w, data = next(pending)
-            msg = parse_stun(data)
-            self._row(w, msg)
+        deferred, self._deferred = self._deferred, []
+
+        def matched(w: Where, view) -> None:
             if not w.relayed:
-                self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
+                self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), view)
+
+        parsed = iter(binding_rows(deferred, matched))
+        self._rows = [r if r is not None else next(parsed) for r in self._rows]
 
     def stun(self, w: Where, data: bytes, depth: int = 0) -> str:
         if not looks_like_stun(data):
@@ -274,9 +215,9 @@ class ControlDissector:
             return "stun"
         msg = parse_stun(data)
         self.messages[message_name(msg)] += 1
-        self._row(w, msg)
+        self._rows.append(message_row(w, msg))
         if not w.relayed:
-            self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), msg)
+            self._transactions.add(w.frame, w.ts_ns, (w.src, w.sport, w.dst, w.dport, w.transport), tx_view(msg))
         self._learn_turn(w, msg)
         inner = relayed_payload(msg)
         if inner is not None and not w.relayed:
@@ -418,70 +359,3 @@ class ControlDissector:
             if req is not None:
                 client, server, ch, peer = req
                 self.channels.setdefault((client, server), {})[ch] = peer
-
-    # ------------------------------------------------------------------ rows
-    def _row(self, w: Where, msg: StunMessage) -> None:
-        v: dict[int, object] = {}  # first value of each attribute type: one pass instead of one per field
-        realm = nonce = None
-        for a in msg.attributes:
-            if a.value is not None and a.type not in v:
-                v[a.type] = a.value
-            if a.name == "REALM" and realm is None:
-                realm = a.value
-            elif a.name == "NONCE" and nonce is None:
-                nonce = a.value
-        user = v.get(0x0006)
-        # ufrags without the trailing spaces/NULs some stacks pad USERNAME with (ntop stun.pcap frame 4)
-        uf = [u.strip(" \x00") for u in user.split(":", 1)] if isinstance(user, str) and ":" in user else None
-        role = "controlling" if 0x802A in v else ("controlled" if 0x8029 in v else None)
-        mapped, relayed, peer = _addr(msg.xor_mapped), _addr(msg.xor_relayed), _addr(msg.xor_peer)
-        err, sq, ni = v.get(0x0009), v.get(0x8055), v.get(0xC057)
-        outer = w.outer or (None, None, None, None)
-        self._rows.append(
-            (
-                w.file,
-                w.frame,
-                w.ts_ns,
-                w.src,
-                w.sport,
-                w.dst,
-                w.dport,
-                w.transport,
-                w.relayed,
-                msg.method_name,
-                msg.cls,
-                msg.transaction_id,
-                msg.msg_type,
-                msg.legacy_ms,
-                user,
-                uf[0] if uf else None,
-                uf[1] if uf else None,
-                v.get(0x0024),
-                0x0025 in v or msg.use_candidate,
-                role,
-                v.get(0x802A, v.get(0x8029)),
-                *mapped,
-                *relayed,
-                *peer,
-                err.code if err else None,
-                err.reason if err else None,
-                v.get(0x000D),
-                v.get(0x000C),
-                v.get(0x0019),
-                v.get(0x8022),
-                v.get(0x8008),
-                sq[0] if sq else None,
-                v.get(0x8054),
-                ni[0] if ni else None,
-                ni[1] if ni else None,
-                msg.fingerprint_ok,
-                msg.has_integrity or msg.has_integrity_sha256,
-                ",".join(a.name for a in msg.attributes),
-                msg.malformed,
-                *outer,
-                w.channel,
-                realm if realm is None else str(realm),
-                nonce if nonce is None else str(nonce),
-                msg.size,
-            )
-        )

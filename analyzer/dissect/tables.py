@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .control import DTLS_COLUMNS, STUN_COLUMNS, ControlDissector
+from .control import DTLS_COLUMNS, ControlDissector
+from .stun_rows import STUN_COLUMNS
 
 _CATEGORIES = ("transport", "method", "cls", "content_type", "handshake_type", "version", "src", "dst", "username",
                "ufrag_to", "ufrag_from", "ice_role", "mapped_address", "relayed_address", "peer_address",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..capture.addresses import addr_str
-from ..dissect.control import STUN_COLUMNS
+from ..dissect.stun_rows import STUN_COLUMNS
 from . import kind as K
 from . import quality as Q
 from .directions import direction_rows

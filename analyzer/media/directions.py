@@ -14,7 +14,8 @@ Two endpoints make a conversation with two directions. Per direction:
 
 from __future__ import annotations
 
-from ..dissect.control import STUN_COLUMNS, TURN_PORTS
+from ..dissect.control import TURN_PORTS
+from ..dissect.stun_rows import STUN_COLUMNS
 
 SILENCE_NS = 2_000_000_000
 _M, _C = STUN_COLUMNS.index("method"), STUN_COLUMNS.index("cls")
