@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
+from .capture.memory import give_back_memory
 from .dissect.stage import DissectResult, DissectStage
 from .ice.paths import PathCounter
 from .media.streams import MediaStage
@@ -70,6 +71,7 @@ class Analysis:
         cache = self.__dict__["_cache"]
         if name not in cache:
             cache[name] = _normalize(builders[name](self))
+            give_back_memory()  # building a table leaves freed temporaries in the heap
         return cache[name]
 
     def timeline(self):
@@ -347,6 +349,7 @@ def analyze(
             summary.rejected = result.rejected
             summaries.append(summary)
             dissected.append(result)
+    give_back_memory()  # the capture pass's per-chunk temporaries
     return Analysis(
         files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=NetworkProfile.load(network),
         flow_tables=flow_tables, media=media_results, stages=stages,

@@ -430,8 +430,15 @@ class CaptureFile:
         self.interfaces.append(iface)
 
     # ---------------------------------------------------------------- chunks
-    def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[RecordChunk]:
-        """Yield the records chunk by chunk; damage is counted in self.damage."""
+    def release_before(self, offset: int) -> None:
+        """Drop the mapped pages before this file offset: for a reader that decides itself when it is
+        done with a chunk (`chunks(release=False)`)."""
+        if self._src._mm is not None:
+            self._src.release(offset - self._src.base)
+
+    def chunks(self, chunk_bytes: int = CHUNK_BYTES, release: bool = True) -> Iterator[RecordChunk]:
+        """Yield the records chunk by chunk; damage is counted in self.damage. With `release`, a chunk's
+        pages are dropped from memory when the next one is asked for."""
         src = self._src
         pos = self._start if self.format == "pcap" else self._parse_shb(0)
         hdr = 16 if self.format == "pcap" else 12
@@ -466,7 +473,8 @@ class CaptureFile:
                 frame += len(chunk)
                 self.records += len(chunk)
                 yield chunk
-                src.release(pos)
+                if release:
+                    src.release(pos)
             if nxt is None:
                 break
             if nxt == pos and walk.offsets.size == 0 and walk.reason == "limit":

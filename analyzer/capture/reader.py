@@ -48,30 +48,33 @@ def iter_batches(cap: CaptureFile, progress: Progress | None = None, *, ahead: b
         yield batch
 
 
-def _batches(cap: CaptureFile) -> Iterator[tuple[PacketBatch, int]]:
-    for chunk in cap.chunks():
+def _batches(cap: CaptureFile, release: bool = True) -> Iterator[tuple[PacketBatch, int]]:
+    for chunk in cap.chunks(release=release):
         batch = decode(chunk)
         flow_keys(batch)
         done = cap._src.base + int(chunk.data_off[-1] + chunk.caplen[-1]) if len(chunk) else 0
         yield batch, done
 
 
-def _read_ahead(cap: CaptureFile, depth: int = 2) -> Iterator[tuple[PacketBatch, int]]:
-    q: queue.Queue = queue.Queue(maxsize=depth)
+def _read_ahead(cap: CaptureFile, in_memory: int = 2) -> Iterator[tuple[PacketBatch, int]]:
+    """At most `in_memory` chunks mapped at once: the caller's and the one the thread is building."""
+    q: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(in_memory)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in _batches(cap):
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.05)
-                        break
-                    except queue.Full:
-                        continue
+            batches = _batches(cap, release=False)  # the caller's thread releases what it is done with
+            while True:
+                while not slots.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            q.put(_END)
+                item = next(batches, None)
+                q.put(_END if item is None else item)
+                if item is None:
+                    return
         except BaseException as exc:  # handed to the caller's thread, raised there
             q.put(_Failed(exc))
 
@@ -85,13 +88,12 @@ def _read_ahead(cap: CaptureFile, depth: int = 2) -> Iterator[tuple[PacketBatch,
             if isinstance(item, _Failed):
                 raise item.exc
             yield item
+            if item[1]:  # the caller is done with this batch: its pages may go, not the next one's
+                cap.release_before(item[1])
+            slots.release()
     finally:
         stop.set()
-        while worker.is_alive():  # let a blocked put through, then wait for the thread to finish
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(0.01)
+        worker.join()
 
 
 class _Failed(NamedTuple):

@@ -104,7 +104,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
             client = (
                 c.selected[0].wire.split(" -> ")[0].rpartition(":")[0] if isinstance(c.selected[0].wire, str) else ""
             )
-            relay_host = server if zm.zone(server).role == "relay" or server in zm.relays else client
+            # the far end of the outer path, unless only the near end is known to relay (a capture taken at
+            # the relay sees its own address first)
+            relay_host = client if _known_relay(zm, client) and not _known_relay(zm, server) else server
             if relay_host and zm.zone(relay_host).zone != "cloud":
                 out.append(
                     Finding(
@@ -423,3 +425,7 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
     df = pd.DataFrame([f._asdict() for f in findings], columns=cols)
     df["call"] = df["call"].astype("Int64")
     return df
+
+
+def _known_relay(zm, host: str) -> bool:
+    return bool(host) and (zm.zone(host).role == "relay" or host in zm.relays)

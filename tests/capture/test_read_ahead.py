@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +86,34 @@ def test_progress_is_reported_on_the_callers_thread(several_chunks):
     assert where == {threading.current_thread().name}
     assert done[-1] == (size, size)
     assert [d for d, _ in done] == sorted(d for d, _ in done)
+
+
+def _mapped_rss_kb(path) -> int:
+    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+def test_pages_are_released_behind_the_caller_not_the_thread(several_chunks, tmp_path):
+    """The caller still reads a batch's bytes while the thread walks the next chunk: pages dropped too
+    early come back on the caller's reads and stay. Only the chunks in flight may be resident."""
+    if not Path("/proc/self/smaps").exists():
+        pytest.skip("needs Linux /proc")
+    own = tmp_path / "own.pcap"  # a path no other test has mapped
+    shutil.copyfile(several_chunks, own)
+    size = own.stat().st_size
+    peak = 0
+    with CaptureFile(str(own)) as cap:
+        for b in iter_batches(cap, ahead=True):
+            time.sleep(0.1)  # a slow caller: the thread is well into the next chunk before we read this one
+            end = int((b.payload_off + b.payload_len).max())
+            _ = int(b.buf[b.payload_off.min() : end].sum())  # touch every byte of the chunk, as dissectors may
+            peak = max(peak, _mapped_rss_kb(own))
+    assert 0 < peak * 1024 < 0.8 * size  # bounded by the chunks in flight, not the file

@@ -194,3 +194,11 @@ def test_dtls_failed_when_the_client_hello_is_never_answered(tmp_path):
     # four copies of one ClientHello: one flight, retransmitted
     assert "alerts: none, retransmitted flights 1" in f.loc["dtls-failed"].evidence
     assert "dtls-failed" not in codes(direct_call(tmp_path, A, B_EXT))
+
+
+def test_no_non_cloud_relay_when_the_far_relay_is_in_the_cloud_and_no_allocation_was_seen(tmp_path):
+    """Checks straight to a cloud relay candidate, with no Allocate in the capture (the benchmark capture):
+    the relay is the far end of the path, not the capturing client on 10.x."""
+    a = direct_call(tmp_path, A, ("52.112.9.9", 3479))
+    assert a.pairs.iloc[0].remote_type == "relay" and bool(a.calls.iloc[0].relayed)
+    assert "non-cloud-relay" not in codes(a)
