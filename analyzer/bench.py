@@ -50,8 +50,8 @@ def write_capture(path: str, packets: int, seed: int = 7) -> dict:
     streams = [
         (0x11111111, 111, 120, 50, a, b, 50010, 3479),
         (0x22222222, 111, 120, 50, b, a, 3479, 50010),
-        (0x33333333, 96, 1000, 250, a, b, 50020, 3480),
-        (0x44444444, 96, 1000, 250, b, a, 3480, 50020),
+        (0x33333333, 96, 1000, 250, a, b, 50010, 3479),  # bundled, as WebRTC does: one 5-tuple, SSRCs apart
+        (0x44444444, 96, 1000, 250, b, a, 3479, 50010),
     ]
     weights = np.array([s[3] for s in streams], dtype=np.float64)
     kind = rng.choice(len(streams), size=packets, p=weights / weights.sum())
