@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from ..dissect.tables import rows
 from ..topology.profile import NetworkProfile, is_private
 
 RELAY_PORTS = frozenset((3478, 3479, 3480, 3481))
@@ -65,7 +66,8 @@ class CandidateBook:
         queries = stun[(stun.method == "Binding") & (stun.cls == "request") & stun.username.isna() & ~stun.relayed]
         ids = set(zip(queries.file, queries.transaction_id, strict=True))
         answers = stun[(stun.method == "Binding") & (stun.cls == "success") & stun.mapped_address.notna()]
-        for r in answers.itertuples(index=False):
+        cols = ("file", "transaction_id", "relayed", "mapped_address", "mapped_port", "frame", "dst", "dport")
+        for r in rows(answers, cols):
             if (r.file, r.transaction_id) in ids and not r.relayed:
                 self.mapped.setdefault(
                     (r.mapped_address, int(r.mapped_port)), (r.file, int(r.frame), (r.dst, int(r.dport)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..dissect.tables import rows
 from .candidates import CandidateBook
 from .paths import MediaPath
 
@@ -87,12 +88,12 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
     ]
     responses = stun[(stun.method == "Binding") & stun.cls.isin(["success", "error"])]
     first_resp: dict[tuple, list] = {}
-    for r in responses.sort_values(["ts_ns", "frame"], kind="stable").itertuples(index=False):
+    for r in rows(responses.sort_values(["ts_ns", "frame"], kind="stable")):
         first_resp.setdefault((r.file, r.transaction_id), []).append(r)
     sessions: dict[frozenset, _Session] = {}
     pairs: dict[tuple, _Pair] = {}
     seen_tid: set = set()
-    for r in checks.sort_values(["ts_ns", "frame"], kind="stable").itertuples(index=False):
+    for r in rows(checks.sort_values(["ts_ns", "frame"], kind="stable")):
         key = frozenset((r.ufrag_to, r.ufrag_from))
         s = sessions.get(key)
         if s is None:

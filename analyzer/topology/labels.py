@@ -71,9 +71,9 @@ def build_flows(
             dissected.setdefault(key, set()).add("turn-channel")
     if len(stun):
         req = stun[(stun.cls == "request") & ~stun.relayed].sort_values(["file", "frame"])
-        for r in req.itertuples(index=False):
-            key = frozenset(((r.src, int(r.sport)), (r.dst, int(r.dport))))
-            first_request.setdefault(key, (r.src, int(r.sport)))
+        for src, sport, dst, dport in zip(req.src, req.sport, req.dst, req.dport, strict=True):
+            key = frozenset(((src, int(sport)), (dst, int(dport))))
+            first_request.setdefault(key, (src, int(sport)))
     # RTP-looking packets become media only in numbers: a DNS answer can start like RTP
     media_wire = {
         frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))

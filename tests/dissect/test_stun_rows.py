@@ -6,6 +6,7 @@ import random
 import struct
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analyzer.capture import CaptureFile
@@ -129,3 +130,23 @@ def test_batch_equals_one_by_one_on_damaged_checks():
     _same(items)
     malformed = sum(1 for r in binding_rows(items) if r[STUN_COLUMNS.index("malformed")])
     assert 0 < malformed < len(items)  # both paths taken
+
+
+@pytest.mark.parametrize("name", ["ntop_nDPI/teams.pcap", "ntop_nDPI/stun.pcap"])
+def test_rows_helper_equals_itertuples(name):
+    """`tables.rows` stands in for itertuples in the ICE stage: same fields, same values (Python ints
+    where itertuples hands numpy ones)."""
+    from analyzer import analyze
+    from analyzer.dissect.tables import rows
+    from tests.conftest import public_capture
+
+    a = analyze(public_capture(name))
+    for table in ("stun", "transactions", "allocations"):
+        df = getattr(a, table)
+        want = list(df.itertuples(index=False))
+        got = list(rows(df))
+        assert len(got) == len(want) > 0
+        assert got[0]._fields == want[0]._fields
+        for g, w in zip(got, want, strict=True):
+            assert all((x is y) or (x == y) or (x != x and y != y) for x, y in zip(g, w, strict=True) if x is not pd.NA)
+            assert [x is pd.NA for x in g] == [y is pd.NA for y in w]
