@@ -73,7 +73,7 @@ class PathCounter:
         np.maximum.at(last, inv, np.arange(inv.size))
         rows = np.stack([np.asarray(c)[first].astype(np.int64).astype(np.uint64) for c in cols], axis=1)
         for g in range(g_n):
-            k = tuple(rows[g].tolist())
+            k = (mb.file, *rows[g].tolist())  # per capture point: two points seeing one 5-tuple are two views
             f, lst = int(first[g]), int(last[g])
             acc = self._acc.get(k)
             if acc is None:
@@ -94,7 +94,7 @@ class PathCounter:
     def paths(self) -> list[MediaPath]:
         out = []
         for k, (n, b, ff, ft, lf, lt, file) in self._acc.items():
-            sh, sl, sp, dh, dl, dp, wsh, wsl, wsp, wdh, wdl, wdp, rel, ch = k
+            _, sh, sl, sp, dh, dl, dp, wsh, wsl, wsp, wdh, wdl, wdp, rel, ch = k
             ch = ch - (1 << 64) if ch >= 1 << 63 else ch
             out.append(
                 MediaPath(
