@@ -162,6 +162,8 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
         "bitrate_kbps_mean": int(st.bytes[s]) * 8 / dur / 1000.0 if dur > 0 else None,
         "expected": expected, "lost": lost, "loss_pct": max(lost, 0) / expected * 100.0,
         "duplicates": int(st.dups[s]), "out_of_order": int(st.ooo[s]), "seq_resets": int(st.resets[s]),
+        "loss_events": int(st.loss_events[s]), "loss_burst_max": int(st.burst_max[s]),
+        "burst_ratio": Q.burst_ratio(packets, int(st.loss_events[s]), int(st.loss_holes[s])),
         "jitter_ms_mean": float(st.jitter_sum[s]) / packets * ms, "jitter_ms_max": float(st.jitter_max[s]) * ms,
         "jitter_ms_final": float(st.jitter[s]) * ms, "longest_gap_ms": int(st.longest_gap[s]) / 1e6,
         "gaps_over_200ms": int(st.gaps_n[s]),
@@ -233,6 +235,6 @@ def _score(row: dict) -> None:
         row.update(r_factor=None, mos=None, mos_codec=None, mos_delay_ms=None, mos_delay_source=None)
         return
     sc = Q.score(row["loss_pct"], row["jitter_ms_mean"], row["rtt_ms"], row["ptime_ms"],
-                 Q.codec_for(row["payload_type"], row["clock_rate"]))
+                 Q.codec_for(row["payload_type"], row["clock_rate"]), row["burst_ratio"])
     row.update(r_factor=sc.r_factor, mos=sc.mos, mos_codec=sc.codec, mos_delay_ms=sc.one_way_delay_ms,
                mos_delay_source=sc.delay_source)

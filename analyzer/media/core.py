@@ -11,7 +11,8 @@ bridged as a step of one, so a resync does not count 40,000 packets lost. expect
 extended number + 1; lost = expected - received (duplicates count as received, so lost can be negative,
 as in the RFC). A packet at or below the highest number seen before it is late: a duplicate when the
 same number was received before (the last DUP_WINDOW numbers of the stream are remembered across
-chunks), else out of order.
+chunks), else out of order. Loss bursts are the holes a forward jump of the highest number opens,
+counted on arrival (a late packet that fills a hole afterwards does not shrink it).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class Rows(NamedTuple):
 
 _I64 = ("last_seq", "last_ext", "max_ext", "min_ext", "last_t", "first_t", "last_rtp", "first_rtp",
         "rtp_span", "first_frame", "last_frame", "packets", "bytes", "payload_bytes", "markers", "ext_pkts",
-        "dups", "ooo", "resets", "good", "pt_changes", "longest_gap", "gaps_n", "last_pt")
+        "dups", "ooo", "resets", "good", "pt_changes", "longest_gap", "gaps_n", "last_pt", "loss_events",
+        "loss_holes", "burst_max")
 _F64 = ("jitter", "jitter_max", "jitter_sum", "rate")
 
 
@@ -134,6 +136,8 @@ class StreamState:
         inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))
         dup = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
         good = pred & (d != 0) & (d >= -MAX_MISORDER) & (d <= MAX_DROPOUT)
+        # loss as it shows on arrival: a forward jump of the highest number opens a hole of inc - 1
+        hole = np.where(pred & ~reset & (inc > 1), inc - 1, 0)
 
         # interarrival jitter, RFC 3550 A.8, in timestamp units
         rate = self.rate[ss]
@@ -180,6 +184,9 @@ class StreamState:
         self.pt_changes[ss] += red(ptc.astype(np.int64))
         self.longest_gap[ss] = np.maximum(self.longest_gap[ss], A.reduce_seg(np.maximum, dt, starts))
         self.gaps_n[ss] += red(gap.astype(np.int64))
+        self.loss_events[ss] += red((hole > 0).astype(np.int64))
+        self.loss_holes[ss] += red(hole)
+        self.burst_max[ss] = np.maximum(self.burst_max[ss], A.reduce_seg(np.maximum, hole, starts))
         self.jitter[ss] = jit[ends]
         self.jitter_max[ss] = np.maximum(self.jitter_max[ss], A.reduce_seg(np.maximum, jit, starts))
         self.jitter_sum[ss] += red(jit)

@@ -5,7 +5,7 @@ R = R0 - Is - Id - Ie_eff + A with G.107's default terminal, noise and echo para
 R0 - Is = 93.2; A = 0 (no advantage factor). Two terms depend on the network:
 
 - Ie_eff = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl) (G.107 7.4), Ppl the packet loss in percent,
-  BurstR = 1 (random loss: we do not model bursts), Ie and Bpl per codec (CODECS).
+  BurstR from the stream's own loss runs (burst_ratio: 1 for random loss), Ie and Bpl per codec (CODECS).
 - Id = Idd, the delay impairment of G.107 for the absolute one-way delay Ta (ms):
   Idd = 0 for Ta <= 100; else with X = log2(Ta / 100),
   Idd = 25 * ((1 + X^6)^(1/6) - 3 * (1 + (X / 3)^6)^(1/6) + 2).
@@ -102,13 +102,24 @@ class Score(NamedTuple):
     id: float
 
 
-def score(loss_pct: float, jitter_ms: float, rtt_ms: float | None, ptime_ms: float, codec: Codec) -> Score:
+def burst_ratio(received: int, events: int, lost: int) -> float:
+    """G.107's BurstR from the stream's own loss pattern, by the two-state (Gilbert) model the
+    recommendation defines it with: p = losses starting per packet received, q = losses ending per packet
+    lost, BurstR = 1 / (p + q). Random loss gives 1, loss in runs more; no loss, 1 (it then does not matter)."""
+    if events <= 0 or lost <= 0 or received <= 0:
+        return 1.0
+    return 1.0 / (events / received + events / lost)
+
+
+def score(
+    loss_pct: float, jitter_ms: float, rtt_ms: float | None, ptime_ms: float, codec: Codec, burst: float = 1.0
+) -> Score:
     """E-model estimate for one audio stream (see the module docstring for every parameter)."""
     buffer_ms = max(JITTER_BUFFER_MIN_MS, JITTER_BUFFER_FACTOR * max(jitter_ms, 0.0))
     network = rtt_ms / 2.0 if rtt_ms is not None and rtt_ms >= 0 else 0.0
     ta = network + buffer_ms + max(ptime_ms, 0.0) + codec.lookahead_ms
     source = "rtcp rtt / 2" if rtt_ms is not None and rtt_ms >= 0 else "no rtt: network delay not counted"
-    i_e, i_d = ie_eff(codec, loss_pct), idd(ta)
+    i_e, i_d = ie_eff(codec, loss_pct, burst), idd(ta)
     r = R0_MINUS_IS - i_d - i_e
     return Score(r, r_to_mos(r), codec.name, ta, source, i_e, i_d)
 

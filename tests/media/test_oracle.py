@@ -136,3 +136,32 @@ def test_loss_at_the_wrap_where_tshark_miscounts_cycles(tmp_path):
     assert (s.packets, s.expected, s.lost) == (65_997, 66_000, 3)
     t = tshark_streams(path)[0x5EED]
     assert t["packets"] == 65_997 and t["lost"] < -60_000
+
+
+def test_loss_runs_match_tshark_sequence_numbers(tmp_path):
+    """Loss runs of 1, 3, 7 and 2 packets and one packet late by one: the holes read from tshark's own
+    per-packet `rtp.seq` (each forward jump of the highest number so far, as Wireshark's sequence errors)
+    equal our loss_events / loss_burst_max; the late packet opens a hole on arrival that it fills itself,
+    so it counts as an event but not as lost; tshark's lost equals ours."""
+    lost = {50, 120, 121, 122, 300, 301, 302, 303, 304, 305, 306, 480, 481}
+    order = [k for k in range(600) if k not in lost]
+    order[200], order[201] = order[201], order[200]  # one packet late by one
+    src, dst = bytes([10, 1, 0, 5]), bytes([10, 1, 0, 6])
+    frames = []
+    for i, k in enumerate(order):
+        rtp = struct.pack("!BBHII", 0x80, 0, k, 160 * k, 0xB0B0) + b"\xd5" * 160
+        frames.append((1_700_000_000_000_000_000 + i * 20_000_000, _udp_frame(src, dst, 40000, 40002, rtp)))
+    path = tmp_path / "runs.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    seqs = [int(s) for (s,) in tshark_fields(path, ["rtp.seq"], display_filter="rtp.ssrc == 0xb0b0", extra=HEUR)]
+    assert len(seqs) == len(order)
+    holes, top = [], seqs[0]
+    for q in seqs[1:]:
+        if q > top + 1:
+            holes.append(q - top - 1)
+        top = max(top, q)
+    assert holes == [1, 3, 1, 7, 2]
+    s = analyze(path).streams.iloc[0]
+    assert (s.loss_events, s.loss_burst_max, s.lost, s.out_of_order) == (len(holes), max(holes), 13, 1)
+    assert tshark_streams(path)[0xB0B0]["lost"] == s.lost
+    assert s.burst_ratio == pytest.approx(1 / (5 / len(order) + 5 / sum(holes)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import pytest
 
@@ -73,6 +74,37 @@ def test_stream_with_heavy_loss_is_poor_and_scores_low():
     assert s["loss_pct"] == pytest.approx(12.5)
     assert s["poor_loss"] and s["poor"] and not s["poor_jitter"] and not s["poor_rtt"]
     assert s["mos_codec"] == "G.711"
-    assert s["r_factor"] == pytest.approx(93.2 - 95 * 12.5 / (12.5 + 25.1))
+    # one packet in eight, evenly: 125 single-packet holes; Gilbert p = 125/875, q = 125/125
+    assert (s["loss_events"], s["loss_burst_max"]) == (125, 1)
+    burst = 1 / (125 / 875 + 1.0)
+    assert s["burst_ratio"] == pytest.approx(burst)  # below 1: losses more spread out than random
+    assert s["r_factor"] == pytest.approx(93.2 - 95 * 12.5 / (12.5 / burst + 25.1))
     assert 2.5 < s["mos"] < 3.5
     assert not math.isnan(s["mos"])
+
+
+def test_loss_in_runs_scores_lower_than_the_same_loss_spread_out():
+    """G.107's BurstR from the stream's own loss runs: 125 lost as 25 runs of 5 hurt more than 125 alone."""
+    runs = [k for k in range(1000) if not 20 <= k % 40 < 25]  # 25 holes of 5 packets: 12.5 % lost
+    spread = [k for k in range(1000) if k % 8 != 4]
+    b, s = one(measure(rows_for(pcmu(runs)))), one(measure(rows_for(pcmu(spread))))
+    assert b["loss_pct"] == pytest.approx(12.5) == s["loss_pct"]
+    assert (b["loss_events"], b["loss_burst_max"]) == (25, 5)
+    assert b["burst_ratio"] == pytest.approx(1 / (25 / 875 + 25 / 125))  # 4.375
+    assert b["r_factor"] == pytest.approx(93.2 - 95 * 12.5 / (12.5 / b["burst_ratio"] + 25.1))
+    assert b["mos"] < s["mos"] - 0.5
+
+
+def test_burst_ratio_of_random_loss_is_about_one():
+    from analyzer.media.quality import burst_ratio
+
+    rng = random.Random(3)
+    kept = [k for k in range(200_000) if rng.random() >= 0.05]
+    holes, events, prev = 0, 0, -1
+    for k in kept:
+        if k - prev > 1:
+            events += 1
+            holes += k - prev - 1
+        prev = k
+    assert burst_ratio(len(kept), events, holes) == pytest.approx(1.0, abs=0.02)
+    assert burst_ratio(100, 0, 0) == 1.0
