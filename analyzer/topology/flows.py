@@ -14,6 +14,9 @@ import numpy as np
 from ..capture.addresses import addr_str
 from ..capture.decode import CLASS_NAMES, PROTO_TCP, PROTO_UDP, PacketBatch
 from ..capture.reader import flow_keys
+from ..dissect.openvpn_flow import Features as OvpnFeatures
+from ..dissect.openvpn_flow import FlowEvidence
+from ..dissect.openvpn_flow import features as ovpn_features
 from ..dissect.vpn import VPN_KINDS, vpn_columns
 
 N_CLASSES = len(CLASS_NAMES)
@@ -41,6 +44,7 @@ class FlowAcc:
     vpn_seconds: dict[int, int] = field(default_factory=dict)  # tunnel packets per second (VPN flows only)
     dscp: dict[str, set] = field(default_factory=lambda: {"ab": set(), "ba": set()})
     ttl: dict[str, list[int]] = field(default_factory=lambda: {"ab": [], "ba": []})  # [min, max]
+    vpn_evidence: str | None = None  # why a tunnel found from the flow as a whole is one
 
 
 class FlowTable:
@@ -49,6 +53,8 @@ class FlowTable:
     def __init__(self, file: int = 0) -> None:
         self.file = file
         self.flows: dict[int, FlowAcc] = {}
+        self._ovpn: dict[int, FlowEvidence] = {}  # UDP flows that may still be OpenVPN mid-session
+        self._not_ovpn: set[int] = set()
 
     def add(self, b: PacketBatch) -> None:
         ip = (b.ip_version > 0) & (b.sport >= 0)
@@ -108,18 +114,24 @@ class FlowTable:
     def _details(self, uniq, inv, ab, has_vpn, vpn, syn, ttl, dscp, b, idx) -> None:
         """ab: per packet, True when it travels a -> b."""
         if has_vpn.any():
-            # packets per second of each tunnel: a call inside a tunnel shows as seconds of ~100 packets
-            sec = b.ts_ns[idx][has_vpn] // 1_000_000_000
-            codes_, counts_ = np.unique((inv[has_vpn].astype(np.int64) << 40) | sec, return_counts=True)
-            for code, c in zip(codes_.tolist(), counts_.tolist(), strict=True):
-                acc = self.flows[int(uniq[code >> 40])]
-                second = code & ((1 << 40) - 1)
-                acc.vpn_seconds[second] = acc.vpn_seconds.get(second, 0) + c
             pairs, counts = np.unique(np.stack([inv[has_vpn], vpn[has_vpn]], axis=1), axis=0, return_counts=True)
             for (j, code), c in zip(pairs.tolist(), counts.tolist(), strict=True):
                 acc = self.flows[int(uniq[j])]
                 name = VPN_KINDS[code]
                 acc.vpn[name] = acc.vpn.get(name, 0) + c
+        # OpenVPN away from port 1194 shows its signature only in the hard reset: once a flow is known to be
+        # OpenVPN, all of its packets are tunnel packets
+        ovpn_j = [j for j, k in enumerate(uniq.tolist()) if "openvpn" in self.flows[k].vpn]
+        tunnel = has_vpn | np.isin(inv, ovpn_j) if ovpn_j else has_vpn
+        if tunnel.any():
+            # packets per second of each tunnel: a call inside a tunnel shows as seconds of ~100 packets
+            sec = b.ts_ns[idx][tunnel] // 1_000_000_000
+            codes_, counts_ = np.unique((inv[tunnel].astype(np.int64) << 40) | sec, return_counts=True)
+            for code, c in zip(codes_.tolist(), counts_.tolist(), strict=True):
+                acc = self.flows[int(uniq[code >> 40])]
+                second = code & ((1 << 40) - 1)
+                acc.vpn_seconds[second] = acc.vpn_seconds.get(second, 0) + c
+        self._openvpn(uniq, inv, ab, b, idx)
         if syn.any():
             for i in np.flatnonzero(syn).tolist():
                 acc = self.flows[int(uniq[inv[i]])]
@@ -138,7 +150,40 @@ class FlowTable:
             else:
                 rng[0], rng[1] = min(rng[0], t), max(rng[1], t)
 
+    def _openvpn(self, uniq, inv, ab, b, idx) -> None:
+        """Evidence for OpenVPN recognised by its flow (openvpn_flow.py), for the UDP flows not already
+        named by a packet signature nor ruled out."""
+        keys = uniq.tolist()
+        open_j = [j for j, k in enumerate(keys) if k not in self._not_ovpn and not self.flows[k].vpn
+                  and self.flows[k].proto == PROTO_UDP]
+        if not open_j:
+            return
+        pick = np.flatnonzero(np.isin(inv, open_j))
+        order = pick[np.argsort(inv[pick], kind="stable")]
+        rows = idx[order]
+        f = ovpn_features(b.buf, b.payload_off[rows], b.payload_len[rows])
+        sec = b.ts_ns[rows] // 1_000_000_000
+        groups = inv[order]
+        bounds = np.flatnonzero(np.diff(groups)) + 1
+        for lo, hi in zip(np.r_[0, bounds].tolist(), np.r_[bounds, groups.size].tolist(), strict=True):
+            k = keys[int(groups[lo])]
+            ev = self._ovpn.get(k)
+            if ev is None:
+                ev = self._ovpn[k] = FlowEvidence(self.flows[k].first_frame)
+            ev.add(OvpnFeatures(*(a[lo:hi] for a in f)), ab[order[lo:hi]], sec[lo:hi])
+            if ev.excluded:
+                del self._ovpn[k]
+                self._not_ovpn.add(k)
+
     def rows(self) -> list[FlowAcc]:
+        for k, ev in list(self._ovpn.items()):  # settle the flow-level evidence once, at the end
+            acc = self.flows[k]
+            why = ev.verdict()
+            if why and not acc.vpn:
+                acc.vpn["openvpn"] = ev.packets
+                acc.vpn_seconds = dict(ev.seconds)
+                acc.vpn_evidence = why
+            del self._ovpn[k]
         return list(self.flows.values())
 
 

@@ -37,6 +37,7 @@ COLUMNS = [
     "relayed",
     "outer",
     "vpn",
+    "vpn_evidence",
     "dscp_fwd",
     "dscp_rev",
     "ttl_fwd",
@@ -129,6 +130,8 @@ def build_flows(
                 "relayed": False,
                 "outer": None,
                 "vpn": ",".join(sorted(f.vpn)) or None,
+                "vpn_evidence": f.vpn_evidence
+                or (", ".join(f"{k}: {v} packets with its signature" for k, v in sorted(f.vpn.items())) or None),
                 "dscp_fwd": _fmt(f.dscp[fwd]),
                 "dscp_rev": _fmt(f.dscp[rev]),
                 "ttl_fwd": _rng(f.ttl[fwd]),
@@ -192,6 +195,7 @@ def _inner_flows(paths: list[MediaPath], zm: ZoneMap) -> list[dict]:
                 "outer": f"{first.wire_src}:{first.wire_sport} <-> {first.wire_dst}:{first.wire_dport}"
                 + (f" channel 0x{first.channel:04X}" if first.channel > 0 else " indications"),
                 "vpn": None,
+                "vpn_evidence": None,
                 "dscp_fwd": None,
                 "dscp_rev": None,
                 "ttl_fwd": None,
