@@ -301,7 +301,8 @@ def tunnel_findings(a, zm: ZoneMap, calls: list[Call], already: list[Finding]) -
                                PRINCIPLES["vpn"], f"{t.client[0]}:{t.client[1]} -> {t.server[0]}:{t.server[1]} "
                                f"({', '.join(sorted(t.kinds))}): {t.busy_seconds} s at a call's packet rate "
                                f"(>= 40 packets/s), {t.packets} packets in all, and no media outside the tunnel "
-                               "from that host", "Configure split tunnelling so the service's media ranges bypass "
+                               "from that host" + (f"; the tunnel: {t.evidence}" if t.evidence else ""),
+                               "Configure split tunnelling so the service's media ranges bypass "
                                "the VPN.", [t.first_frame]))
     return out
 

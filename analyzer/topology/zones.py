@@ -48,6 +48,7 @@ class VpnTunnel:
     file: int
     busy_seconds: int = 0  # seconds with a call's packet rate (>= BUSY_RATE packets)
     busy: tuple[int, ...] = ()  # those seconds (epoch seconds)
+    evidence: str | None = None  # how the flow as a whole was recognised, when no packet signature named it
 
 
 @dataclass
@@ -99,6 +100,7 @@ class ZoneMap:
                     f.file,
                     sum(1 for n in f.vpn_seconds.values() if n >= BUSY_RATE),
                     tuple(sorted(sec for sec, n in f.vpn_seconds.items() if n >= BUSY_RATE)),
+                    f.vpn_evidence,
                 )
             )
             if self.profile.zone(client[0]).zone != "vpn":

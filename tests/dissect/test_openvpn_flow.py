@@ -125,3 +125,26 @@ def test_no_flow_level_openvpn_in_captures_without_openvpn():
         if "openvpn" in path.name:
             continue
         assert mid.empty, (path.name, mid[["src", "sport", "dst", "dport"]].to_dict("records"))
+
+
+@pytest.mark.parametrize("rate, raised", [(100, True), (10, False)])
+def test_call_rate_inside_a_mid_session_openvpn_tunnel_is_media_over_vpn(tmp_path, rate, raised):
+    """A laptop whose only traffic is an OpenVPN tunnel on 443 carrying 100 packets/s for 5 s (a call's
+    rate) is sending its call through the VPN; at 10 packets/s it is not a call."""
+    rng = random.Random(4)
+    n = rate * 5
+    pkts = []
+    for i in range(n):
+        payload = bytes([0x48]) + b"\x00\x00\x1c" + rng.randbytes(rng.randrange(80, 200))
+        pkts.append(("192.168.1.10", "203.0.113.5", 50000, 443, payload) if i % 2 == 0 else
+                    ("203.0.113.5", "192.168.1.10", 443, 50000, payload))
+    path = tmp_path / "tunnel.pcap"
+    path.write_bytes(pcap_bytes([(T0 + i * (1_000_000_000 // rate), _frame(*p)) for i, p in enumerate(pkts)]))
+    a = analyze(path)
+    f = a.findings[a.findings.code == "media-over-vpn"]
+    assert len(f) == int(raised)
+    if raised:
+        ev = f.iloc[0].evidence
+        assert ev.startswith("192.168.1.10:50000 -> 203.0.113.5:443 (openvpn): 5 s at a call's packet rate")
+        assert "the tunnel: " in ev and "P_DATA_V2 with one peer id 0x00001C" in ev
+        assert f.iloc[0].severity == "error"
