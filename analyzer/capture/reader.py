@@ -42,10 +42,13 @@ def iter_batches(cap: CaptureFile, progress: Progress | None = None, *, ahead: b
     numpy lets go of the interpreter lock in its loops, so on two cores the capture layer mostly hides
     behind the stages. The thread is joined before this generator ends, however it ends."""
     batches = _read_ahead(cap) if ahead else _batches(cap)
-    for batch, done in batches:
-        if progress is not None and done:
-            progress(min(done, cap.size), cap.size)
-        yield batch
+    try:
+        for batch, done in batches:
+            if progress is not None and done:
+                progress(min(done, cap.size), cap.size)
+            yield batch
+    finally:  # however this ends (a failing progress callback too), the read-ahead thread stops here
+        batches.close()
 
 
 def _batches(cap: CaptureFile, release: bool = True) -> Iterator[tuple[PacketBatch, int]]:

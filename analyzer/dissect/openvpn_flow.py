@@ -6,17 +6,23 @@ flow then still gives it away (OpenVPN 2.4+ framing; opcode = byte 0 >> 3, key i
 
 - every datagram has a mid-session opcode: 3 soft reset, 4 control, 5 ack (each followed by the
   sender's 8-byte session id), 6 P_DATA_V1 or 9 P_DATA_V2 (followed by a 3-byte peer id);
-- at least MIN_DATA_SHARE of them are data packets, over at least MIN_PACKETS;
+- at least MIN_DATA_SHARE of them are data packets, over at least MIN_PACKETS, and both directions
+  carry data (a tunnel carries the traffic of both ends);
+- the payloads are ciphertext, not text: at most MAX_TEXT_SHARE of them open with 12 printable bytes
+  (an SSDP "HTTP/1.1 200 OK", a SIP "OPTIONS" or a "NOTIFY" opens with opcode 9 and a constant
+  "peer id" too);
 - and the flow shows structure beyond the first byte: P_DATA_V2 packets that all carry one peer id
-  and whose bytes 2-3 do not read as a TURN ChannelData length, or control packets whose session id
-  stays the same in each direction.
+  and whose bytes 2-3 do not read as a TURN ChannelData length, or at least MIN_CONTROL control packets
+  whose session id stays the same in each direction.
 
 What this rejects, by construction: RTP/RTCP (byte 0 0x80-0xBF: opcodes 16-23), STUN (opcode 0), DTLS
 1.2 records (0x14-0x17: opcode 2), WireGuard (types 1-4: opcode 0), QUIC short headers (protected
 bits spread them over opcodes 8-11; never 80 % data), TURN ChannelData (channels from 0x4000 are
 opcode 8; 0x48xx ones carry their length in bytes 2-3), DTLS 1.3 with connection ids (0x30-0x37 is
 P_DATA_V1 only: no peer id, no session id, so no structure to go on). A flow of P_DATA_V1 alone is
-therefore left unnamed, as is OpenVPN over TCP mid-stream (segments need not align with packets).
+therefore left unnamed, as is OpenVPN over TCP mid-stream (segments need not align with packets), and
+an idle tunnel of 40-byte pings whose peer id happens to be 36 reads as ChannelData (a busy tunnel's
+sizes vary, so a tunnel carrying a call is not affected).
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ CONTROL_OPCODES = (3, 4, 5)
 OP_DATA_V1, OP_DATA_V2 = 6, 9
 MIN_PACKETS = 16
 MIN_DATA_SHARE = 0.8
+MIN_CONTROL = 4
+MAX_TEXT_SHARE = 0.1
+TEXT_BYTES = 12
 
 
 class Features(NamedTuple):
@@ -41,6 +50,7 @@ class Features(NamedTuple):
     peer: np.ndarray
     session: np.ndarray
     channel_like: np.ndarray
+    text: np.ndarray  # opens with TEXT_BYTES printable ASCII bytes
 
 
 def features(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> Features:
@@ -54,7 +64,7 @@ def features(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> Features:
             return np.zeros(off.shape, dtype=np.int64)
         return np.where(inside, buf[np.minimum(np.where(inside, off + i, 0), last)], 0).astype(np.int64)
 
-    b = [u8(i) for i in range(9)]
+    b = [u8(i) for i in range(TEXT_BYTES)]
     op = np.where(ln >= 1, b[0] >> 3, -1)
     v2 = (op == OP_DATA_V2) & (ln >= 4)
     peer = np.where(v2, (b[1] << 16) | (b[2] << 8) | b[3], -1)
@@ -62,7 +72,10 @@ def features(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> Features:
     for i in range(1, 9):
         session = (session << np.uint64(8)) | b[i].astype(np.uint64)
     fit = ln - 4 - ((b[2] << 8) | b[3])
-    return Features(op, peer, session, v2 & (fit >= 0) & (fit <= 3))
+    text = ln >= TEXT_BYTES
+    for x in b:
+        text &= ((x >= 0x20) & (x < 0x7F)) | (x == 0x0D) | (x == 0x0A) | (x == 0x09)
+    return Features(op, peer, session, v2 & (fit >= 0) & (fit <= 3), text)
 
 
 @dataclass
@@ -73,8 +86,11 @@ class FlowEvidence:
     packets: int = 0
     invalid: int = 0
     data: int = 0
+    data_ab: int = 0
     v2: int = 0
     channel_like: int = 0
+    text: int = 0
+    control: int = 0
     peers: set[int] = field(default_factory=set)
     sessions: dict[bool, set[int]] = field(default_factory=lambda: {True: set(), False: set()})
     seconds: dict[int, int] = field(default_factory=dict)
@@ -87,11 +103,14 @@ class FlowEvidence:
             return  # settled: not OpenVPN; the caller drops it
         data = (f.op == OP_DATA_V1) | (f.op == OP_DATA_V2)
         self.data += int(np.count_nonzero(data))
+        self.data_ab += int(np.count_nonzero(data & ab))
+        self.text += int(np.count_nonzero(f.text))
         v2 = f.op == OP_DATA_V2
         self.v2 += int(np.count_nonzero(v2))
         self.channel_like += int(np.count_nonzero(f.channel_like))
         self.peers.update(np.unique(f.peer[v2]).tolist()[:2])
         ctl = np.isin(f.op, CONTROL_OPCODES)
+        self.control += int(np.count_nonzero(ctl))
         for direction in (True, False):
             s = f.session[ctl & (ab == direction)]
             if s.size:
@@ -110,9 +129,11 @@ class FlowEvidence:
         """The evidence, in words, when the flow is OpenVPN; None otherwise."""
         if self.excluded or self.packets < MIN_PACKETS or self.data < MIN_DATA_SHARE * self.packets:
             return None
+        if not 0 < self.data_ab < self.data or self.text > MAX_TEXT_SHARE * self.packets:
+            return None  # data one way only, or text
         peer_ok = self.v2 > 0 and len(self.peers) == 1 and self.channel_like * 2 < self.v2
         ctl = {d: s for d, s in self.sessions.items() if s}
-        session_ok = bool(ctl) and all(len(s) == 1 for s in ctl.values())
+        session_ok = self.control >= MIN_CONTROL and bool(ctl) and all(len(s) == 1 for s in ctl.values())
         if not (peer_ok or session_ok):
             return None
         parts = [f"{self.data} of {self.packets} datagrams are OpenVPN data packets (opcode 6/9)"]

@@ -404,4 +404,4 @@ def _batch_row(
         nonce,
         HEADER_LEN + length,
     )
-    return row, TxView(cls, tid, False, mtype, "Binding", v.get(A_ERROR) if cls == "error" else None)
+    return row, TxView(cls, tid, False, mtype, "Binding", v.get(A_ERROR))

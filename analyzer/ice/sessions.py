@@ -227,7 +227,7 @@ def _attach_media(sessions: dict[frozenset, _Session], paths: list[MediaPath], d
                 found = [m for m in found if m.file == p.file]  # packets, not another point's that share ends
             if p.relayed and not found:
                 wire = frozenset(((p.wire[0], p.wire[1]), (p.wire[2], p.wire[3])))
-                found = [m for m in by_wire.get(wire, []) if not m.src]
+                found = [m for m in by_wire.get(wire, []) if not m.src and m.file == p.file]
             for m in found:
                 p.media_packets += m.packets
                 p.media_first_ts = m.first_ts_ns if p.media_first_ts is None else min(p.media_first_ts, m.first_ts_ns)

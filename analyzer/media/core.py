@@ -11,8 +11,8 @@ bridged as a step of one, so a resync does not count 40,000 packets lost. expect
 extended number + 1; lost = expected - received (duplicates count as received, so lost can be negative,
 as in the RFC). A packet at or below the highest number seen before it is late: a duplicate when the
 same number was received before (the last DUP_WINDOW numbers of the stream are remembered across
-chunks), else out of order. Loss bursts are the holes a forward jump of the highest number opens,
-counted on arrival (a late packet that fills a hole afterwards does not shrink it).
+chunks), else out of order. Loss runs are counted as the holes a forward jump of the highest number
+opens on arrival; the streams table takes the late packets back out (media/assemble.py).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Rows(NamedTuple):
 _I64 = ("last_seq", "last_ext", "max_ext", "min_ext", "last_t", "first_t", "last_rtp", "first_rtp",
         "rtp_span", "first_frame", "last_frame", "packets", "bytes", "payload_bytes", "markers", "ext_pkts",
         "dups", "ooo", "resets", "good", "pt_changes", "longest_gap", "gaps_n", "last_pt", "loss_events",
-        "loss_holes", "burst_max")
+        "burst_max")
 _F64 = ("jitter", "jitter_max", "jitter_sum", "rate")
 
 
@@ -185,7 +185,6 @@ class StreamState:
         self.longest_gap[ss] = np.maximum(self.longest_gap[ss], A.reduce_seg(np.maximum, dt, starts))
         self.gaps_n[ss] += red(gap.astype(np.int64))
         self.loss_events[ss] += red((hole > 0).astype(np.int64))
-        self.loss_holes[ss] += red(hole)
         self.burst_max[ss] = np.maximum(self.burst_max[ss], A.reduce_seg(np.maximum, hole, starts))
         self.jitter[ss] = jit[ends]
         self.jitter_max[ss] = np.maximum(self.jitter_max[ss], A.reduce_seg(np.maximum, jit, starts))

@@ -122,6 +122,12 @@ class FlowTable:
         # OpenVPN away from port 1194 shows its signature only in the hard reset: once a flow is known to be
         # OpenVPN, all of its packets are tunnel packets
         ovpn_j = [j for j, k in enumerate(uniq.tolist()) if "openvpn" in self.flows[k].vpn]
+        for j in ovpn_j:  # a reset later in a flow already followed as a possible tunnel: its earlier seconds
+            ev = self._ovpn.pop(int(uniq[j]), None)
+            if ev is not None:
+                acc = self.flows[int(uniq[j])]
+                for sec, n in ev.seconds.items():
+                    acc.vpn_seconds[sec] = acc.vpn_seconds.get(sec, 0) + n
         tunnel = has_vpn | np.isin(inv, ovpn_j) if ovpn_j else has_vpn
         if tunnel.any():
             # packets per second of each tunnel: a call inside a tunnel shows as seconds of ~100 packets

@@ -150,10 +150,10 @@ def build_flows(
 def _inner_flows(paths: list[MediaPath], zm: ZoneMap) -> list[dict]:
     """Relayed media between a relayed address and a peer: labelled by the peer's zone (the peer's leg
     of the relayed path: Flow 3 from the internet, Flow 4 from the customer network)."""
-    groups: dict[frozenset, list[MediaPath]] = {}
-    for p in paths:
+    groups: dict[tuple, list[MediaPath]] = {}
+    for p in paths:  # one row per capture point, like the outer flows: two points are two views
         if p.relayed and p.src and p.dst:
-            groups.setdefault(frozenset(((p.src, p.sport), (p.dst, p.dport))), []).append(p)
+            groups.setdefault((p.file, frozenset(((p.src, p.sport), (p.dst, p.dport)))), []).append(p)
     rows = []
     for ps in groups.values():
         first = min(ps, key=lambda p: p.first_ts_ns)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .flows import FlowAcc
-from .profile import NetworkProfile, Zone
+from .profile import NetworkProfile, Zone, is_private
 
 VPN_SERVER_PORTS = frozenset((51820, 4500, 500, 1194, 443))
 BUSY_RATE = 40  # packets/s both ways: one audio call is ~100 (50 each way), tunnel keepalives a few
@@ -78,15 +78,26 @@ class ZoneMap:
         return "other", OTHER_REASONS.get(key, f"{za} <-> {zb}")
 
     # ------------------------------------------------------------------ learning from the capture
+    def _tunnel_ends(self, f: FlowAcc) -> tuple[tuple[str, int], tuple[str, int]]:
+        """(client, server) of a tunnel flow: the end on a VPN port or named concentrator is the server;
+        else the end on a private address is the client (a laptop, behind NAT or not); else the one that
+        opened the TCP connection; else the first to send."""
+        a, b = f.a, f.b
+
+        def server_like(ep: tuple[str, int]) -> bool:
+            return ep[1] in VPN_SERVER_PORTS or self.profile.zone(ep[0]).role == "concentrator"
+
+        if server_like(a) != server_like(b):
+            return (b, a) if server_like(a) else (a, b)
+        if is_private(a[0]) != is_private(b[0]):
+            return (a, b) if is_private(a[0]) else (b, a)
+        return (b, a) if f.syn_from_b else (a, b)
+
     def learn(self, flows: list[FlowAcc], stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         for f in flows:
             if not f.vpn or sum(f.vpn.values()) < 2:
                 continue
-            a, b = f.a, f.b
-            server_is_b = b[1] in VPN_SERVER_PORTS or self.profile.zone(b[0]).role == "concentrator"
-            client, server = (a, b) if server_is_b else (b, a)
-            if f.syn_from_b:
-                client, server = server, client
+            client, server = self._tunnel_ends(f)
             kinds = ", ".join(sorted(f.vpn))
             self.tunnels.append(
                 VpnTunnel(

@@ -117,3 +117,25 @@ def test_pages_are_released_behind_the_caller_not_the_thread(several_chunks, tmp
             _ = int(b.buf[b.payload_off.min() : end].sum())  # touch every byte of the chunk, as dissectors may
             peak = max(peak, _mapped_rss_kb(own))
     assert 0 < peak * 1024 < 0.8 * size  # bounded by the chunks in flight, not the file
+
+
+def test_a_failing_progress_callback_stops_the_thread_before_the_file_closes(several_chunks):
+    alive_at_close = []
+    calls = {"n": 0}
+
+    def progress(done, total):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C landing in the callback, inside the generator
+
+    with pytest.raises(KeyboardInterrupt), CaptureFile(str(several_chunks)) as cap:
+        real_close = cap.close
+
+        def close():
+            alive_at_close.append(bool(_threads()))
+            real_close()
+
+        cap.close = close
+        for _ in iter_batches(cap, progress, ahead=True):
+            pass
+    assert alive_at_close == [False]

@@ -106,11 +106,15 @@ def test_evidence_needs_enough_packets_and_one_peer():
         return features(buf, np.r_[0, np.cumsum(ln)[:-1]], ln)
 
     pkt = bytes([0x48, 0, 0, 0x1C]) + b"\x99" * 60
+    both = np.arange(10) % 2 == 0
     ev = FlowEvidence(1)
-    ev.add(feats([pkt] * 10), np.ones(10, dtype=bool), np.zeros(10, dtype=np.int64))
+    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64))
     assert ev.verdict() is None  # 10 < MIN_PACKETS
-    ev.add(feats([pkt] * 10), np.ones(10, dtype=bool), np.zeros(10, dtype=np.int64))
+    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64))
     assert ev.verdict() is not None
+    one_way = FlowEvidence(1)
+    one_way.add(feats([pkt] * 20), np.ones(20, dtype=bool), np.zeros(20, dtype=np.int64))
+    assert one_way.verdict() is None  # a tunnel carries data both ways
     ev.add(feats([bytes([0x48, 0, 0, 0x1D]) + b"\x99" * 60]), np.ones(1, dtype=bool), np.zeros(1, dtype=np.int64))
     assert ev.excluded and ev.verdict() is None  # a second peer id: not one OpenVPN session
 
@@ -148,3 +152,81 @@ def test_call_rate_inside_a_mid_session_openvpn_tunnel_is_media_over_vpn(tmp_pat
         assert ev.startswith("192.168.1.10:50000 -> 203.0.113.5:443 (openvpn): 5 s at a call's packet rate")
         assert "the tunnel: " in ev and "P_DATA_V2 with one peer id 0x00001C" in ev
         assert f.iloc[0].severity == "error"
+
+
+def test_text_that_opens_like_p_data_v2_is_not_openvpn(tmp_path):
+    """SSDP answers and searches, SIP requests: 'H', 'M', 'N', 'O' read as opcode 9 and a fixed keyword as
+    one peer id. Both ways, as a SIP dialog or an SSDP exchange would be."""
+    ssdp = [b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nST: upnp:rootdevice\r\n\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n\r\n"]
+    sip = [b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n",
+           b"NOTIFY sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5\r\n\r\n"]
+    for name, pair in (("ssdp", ssdp), ("sip", sip)):
+        f = _flow([pair[i % 2] for i in range(60)], tmp_path, f"{name}.pcap")
+        assert f.vpn is None, name
+
+
+@pytest.mark.parametrize("first", ["concentrator", "laptop"])
+def test_tunnel_ends_on_an_unusual_port(tmp_path, first):
+    """OpenVPN on 1197 (neither 443 nor 1194): the laptop on the private address is the VPN user, the
+    public end the concentrator, whoever spoke first."""
+    from analyzer.api import _zones
+
+    rng = random.Random(6)
+    pkts = []
+    for i in range(400):
+        payload = bytes([0x48]) + b"\x00\x00\x1c" + rng.randbytes(rng.randrange(80, 200))
+        down = ("203.0.113.5", "192.168.1.10", 1197, 50000, payload)
+        up = ("192.168.1.10", "203.0.113.5", 50000, 1197, payload)
+        leader, other = (down, up) if first == "concentrator" else (up, down)
+        pkts.append(leader if i % 2 == 0 else other)
+    path = tmp_path / "tunnel-1197.pcap"
+    path.write_bytes(pcap_bytes([(T0 + i * 10_000_000, _frame(*p)) for i, p in enumerate(pkts)]))
+    a = analyze(path)
+    (t,) = _zones(a).tunnels
+    assert (t.client, t.server) == (("192.168.1.10", 50000), ("203.0.113.5", 1197))
+    f = a.findings[a.findings.code == "media-over-vpn"].iloc[0]
+    assert f.evidence.startswith("192.168.1.10:50000 -> 203.0.113.5:1197 (openvpn)")
+
+
+def test_a_reset_later_in_the_flow_keeps_the_seconds_before_it(tmp_path):
+    """10 s of tunnel data, then a new session's hard resets on the same 5-tuple, then 2 s more: every
+    second counts, whatever the chunk boundaries."""
+    from analyzer.topology.zones import BUSY_RATE
+
+    rng = random.Random(8)
+    client, server = ("192.168.1.10", 50000), ("203.0.113.5", 443)
+    pkts, t = [], []
+    for i in range(1200):  # 100 packets/s for 12 s
+        if i == 1000:
+            reset = bytes([0x38]) + rng.randbytes(8) + b"\x00" * 5
+            pkts.append((client[0], server[0], client[1], server[1], reset))
+        else:
+            payload = bytes([0x48]) + b"\x00\x00\x1c" + rng.randbytes(rng.randrange(80, 200))
+            src, dst = (client, server) if i % 2 == 0 else (server, client)
+            pkts.append((src[0], dst[0], src[1], dst[1], payload))
+        t.append(T0 + i * 10_000_000)
+    path = tmp_path / "restart.pcap"
+    path.write_bytes(pcap_bytes([(ts, _frame(*p)) for ts, p in zip(t, pkts, strict=True)]))
+    from analyzer.capture import CaptureFile, iter_batches
+    from analyzer.topology.flows import FlowTable
+
+    busy = set()
+    for chunk in (16 << 20, 64 << 10):
+        with CaptureFile(str(path)) as cap:
+            ft = FlowTable(0)
+            for chunk_batch in (reader_decode(c) for c in cap.chunks(chunk)):
+                ft.add(chunk_batch)
+            (acc,) = ft.rows()
+        assert "openvpn" in acc.vpn
+        busy.add(sum(1 for n in acc.vpn_seconds.values() if n >= BUSY_RATE))
+    assert busy == {12}
+    assert iter_batches  # the reader the analysis uses walks the same chunks
+
+
+def reader_decode(chunk):
+    from analyzer.capture.reader import decode, flow_keys
+
+    b = decode(chunk)
+    flow_keys(b)
+    return b

@@ -24,3 +24,15 @@ def test_same_five_tuple_at_two_points_is_not_added_up(tmp_path):
     for p in two.paths.paths():
         per_file[p.file] = per_file.get(p.file, 0) + p.packets
     assert per_file == {0: 260, 1: 260}
+
+
+def test_relayed_inner_flow_is_one_row_per_capture_point(tmp_path):
+    relay = CLIENT_A.with_name("relay.pcap")
+    twin = tmp_path / "relay-again.pcap"
+    shutil.copyfile(relay, twin)
+    one = analyze(relay).flows
+    two = analyze([relay, twin]).flows
+    inner1 = one[one.relayed.astype(bool)]
+    inner2 = two[two.relayed.astype(bool)]
+    assert len(inner1) == 1 and inner1.iloc[0].packets == 260
+    assert sorted(inner2.file) == [0, 1] and set(inner2.packets) == {260}  # once one row of 520
