@@ -63,12 +63,19 @@ def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
     for values in df.to_dict(orient="records"):
         d = values
         cells = [
-            "" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _esc(str(d[c]))
+            "" if d.get(c) is None or (not isinstance(d.get(c), str) and _isna(d.get(c))) else _cell(d[c])
             for c in columns
         ]
         style = mark(d) if mark else None
         t.add_row(*cells, style=style)
     out.print(t)
+
+
+def _cell(v) -> str:
+    """A table cell: measured floats to two decimals (the tables carry the full value), the rest escaped."""
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return _esc(str(v))
 
 
 def _isna(v) -> bool:
@@ -182,9 +189,13 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
             st["stream"] = [f"{int(x):08x}" if x == x else "" for x in st.ssrc]
             st["path"] = [f"{a_}:{b_} -> {c_}:{d_}" for a_, b_, c_, d_ in zip(st.src, st.sport, st.dst, st.dport,
                                                                                strict=True)]
-            cols = [c for c in ("stream", "path", "relayed", "payload_type", "kind", "packets", "lost", "loss_pct",
-                                "jitter_ms_max") if c in st.columns]
-            _table("Media streams", st, cols, out)
+            short = {"stream": "ssrc", "path": "path", "payload_type": "pt", "kind": "kind", "packets": "pkts",
+                     "lost": "lost", "loss_pct": "loss%", "jitter_ms_max": "jitter",
+                     "mos": "MOS"}
+            st["path"] = [p + (" (relayed)" if r else "") for p, r in zip(st.path, st.relayed.astype(bool),
+                                                                          strict=True)]
+            st = st[[c for c in short if c in st.columns]].rename(columns=short)
+            _table("Media streams", st, list(st.columns), out)
 
 
 def _finding(out: Console, f) -> None:
