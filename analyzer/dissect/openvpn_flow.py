@@ -6,14 +6,15 @@ flow then still gives it away (OpenVPN 2.4+ framing; opcode = byte 0 >> 3, key i
 
 - every datagram has a mid-session opcode: 3 soft reset, 4 control, 5 ack (each followed by the
   sender's 8-byte session id), 6 P_DATA_V1 or 9 P_DATA_V2 (followed by a 3-byte peer id);
-- at least MIN_DATA_SHARE of them are data packets, over at least MIN_PACKETS, and both directions
-  carry data (a tunnel carries the traffic of both ends);
+- at least MIN_DATA_SHARE of them are data packets, over at least MIN_PACKETS;
 - the payloads are ciphertext, not text: at most MAX_TEXT_SHARE of them open with 12 printable bytes
   (an SSDP "HTTP/1.1 200 OK", a SIP "OPTIONS" or a "NOTIFY" opens with opcode 9 and a constant
   "peer id" too);
-- and the flow shows structure beyond the first byte: P_DATA_V2 packets that all carry one peer id
-  and whose bytes 2-3 do not read as a TURN ChannelData length, or at least MIN_CONTROL control packets
-  whose session id stays the same in each direction.
+- and the flow shows structure beyond the first byte: P_DATA_V2 packets that all carry one peer id,
+  below MAX_PEER_ID (servers number their clients from 0: a KCP session id or other random 3 bytes
+  rarely is), and whose bytes 2-3 do not read as a TURN ChannelData length; or at least MIN_CONTROL
+  control packets whose session id stays the same in each direction;
+- data both ways, or (a capture point that sees one direction only) both kinds of structure.
 
 What this rejects, by construction: RTP/RTCP (byte 0 0x80-0xBF: opcodes 16-23), STUN (opcode 0), DTLS
 1.2 records (0x14-0x17: opcode 2), WireGuard (types 1-4: opcode 0), QUIC short headers (protected
@@ -33,12 +34,15 @@ from typing import NamedTuple
 import numpy as np
 
 MID_SESSION_OPCODES = (3, 4, 5, 6, 9)
+RESET_OPCODES = (7, 8, 10)  # v2/v3 hard resets: allowed in a flow (vpn.py checks them exactly), never data
+ALLOWED_OPCODES = MID_SESSION_OPCODES + RESET_OPCODES
 CONTROL_OPCODES = (3, 4, 5)
 OP_DATA_V1, OP_DATA_V2 = 6, 9
 MIN_PACKETS = 16
 MIN_DATA_SHARE = 0.8
 MIN_CONTROL = 4
 MAX_TEXT_SHARE = 0.1
+MAX_PEER_ID = 0x10000
 TEXT_BYTES = 12
 
 
@@ -72,9 +76,9 @@ def features(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> Features:
     for i in range(1, 9):
         session = (session << np.uint64(8)) | b[i].astype(np.uint64)
     fit = ln - 4 - ((b[2] << 8) | b[3])
-    text = ln >= TEXT_BYTES
-    for x in b:
-        text &= ((x >= 0x20) & (x < 0x7F)) | (x == 0x0D) | (x == 0x0A) | (x == 0x09)
+    text = ln >= 4  # the first TEXT_BYTES bytes (all of a shorter payload) printable
+    for i, x in enumerate(b):
+        text &= (ln <= i) | ((x >= 0x20) & (x < 0x7F)) | (x == 0x0D) | (x == 0x0A) | (x == 0x09)
     return Features(op, peer, session, v2 & (fit >= 0) & (fit <= 3), text)
 
 
@@ -94,11 +98,12 @@ class FlowEvidence:
     peers: set[int] = field(default_factory=set)
     sessions: dict[bool, set[int]] = field(default_factory=lambda: {True: set(), False: set()})
     seconds: dict[int, int] = field(default_factory=dict)
+    track_seconds: bool = True  # off once a packet signature named the flow (the flow table counts them then)
 
     def add(self, f: Features, ab: np.ndarray, sec: np.ndarray) -> None:
         """Fold this flow's datagrams of one batch (ab: the packet travels a -> b)."""
         self.packets += int(f.op.size)
-        self.invalid += int(np.count_nonzero(~np.isin(f.op, MID_SESSION_OPCODES)))
+        self.invalid += int(np.count_nonzero(~np.isin(f.op, ALLOWED_OPCODES)))
         if self.invalid:
             return  # settled: not OpenVPN; the caller drops it
         data = (f.op == OP_DATA_V1) | (f.op == OP_DATA_V2)
@@ -115,9 +120,10 @@ class FlowEvidence:
             s = f.session[ctl & (ab == direction)]
             if s.size:
                 self.sessions[direction].update(np.unique(s).tolist()[:2])
-        secs, counts = np.unique(sec, return_counts=True)
-        for s_, c in zip(secs.tolist(), counts.tolist(), strict=True):
-            self.seconds[s_] = self.seconds.get(s_, 0) + c
+        if self.track_seconds:
+            secs, counts = np.unique(sec, return_counts=True)
+            for s_, c in zip(secs.tolist(), counts.tolist(), strict=True):
+                self.seconds[s_] = self.seconds.get(s_, 0) + c
 
     @property
     def excluded(self) -> bool:
@@ -125,20 +131,25 @@ class FlowEvidence:
         second peer id."""
         return bool(self.invalid) or len(self.peers) > 1
 
-    def verdict(self) -> str | None:
-        """The evidence, in words, when the flow is OpenVPN; None otherwise."""
+    def verdict(self, reset_seen: bool = False) -> str | None:
+        """The evidence, in words, when the flow is OpenVPN; None otherwise. `reset_seen`: a hard reset
+        in the flow named it too."""
         if self.excluded or self.packets < MIN_PACKETS or self.data < MIN_DATA_SHARE * self.packets:
             return None
-        if not 0 < self.data_ab < self.data or self.text > MAX_TEXT_SHARE * self.packets:
-            return None  # data one way only, or text
-        peer_ok = self.v2 > 0 and len(self.peers) == 1 and self.channel_like * 2 < self.v2
+        if self.text > MAX_TEXT_SHARE * self.packets:
+            return None
+        peer_ok = (self.v2 > 0 and len(self.peers) == 1 and next(iter(self.peers)) < MAX_PEER_ID
+                   and self.channel_like * 2 < self.v2)
         ctl = {d: s for d, s in self.sessions.items() if s}
         session_ok = self.control >= MIN_CONTROL and bool(ctl) and all(len(s) == 1 for s in ctl.values())
-        if not (peer_ok or session_ok):
+        both_ways = 0 < self.data_ab < self.data
+        if not ((both_ways and (peer_ok or session_ok)) or (peer_ok and session_ok)):
             return None
         parts = [f"{self.data} of {self.packets} datagrams are OpenVPN data packets (opcode 6/9)"]
         if peer_ok:
             parts.append(f"P_DATA_V2 with one peer id 0x{next(iter(self.peers)):06X}")
         if session_ok:
             parts.append("control packets with one session id per direction")
+        if reset_seen:
+            return "; ".join(parts) + f"; from frame {self.first_frame}, with a hard reset in the flow"
         return "; ".join(parts) + f"; mid-session, from frame {self.first_frame} (no hard reset in the capture)"

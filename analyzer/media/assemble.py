@@ -162,7 +162,7 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
         "bitrate_kbps_mean": int(st.bytes[s]) * 8 / dur / 1000.0 if dur > 0 else None,
         "expected": expected, "lost": lost, "loss_pct": max(lost, 0) / expected * 100.0,
         "duplicates": int(st.dups[s]), "out_of_order": int(st.ooo[s]), "seq_resets": int(st.resets[s]),
-        **_bursts(packets, lost, int(st.loss_events[s]), int(st.ooo[s]), int(st.burst_max[s])),
+        **_bursts(packets, lost, int(st.loss_events[s]), int(st.burst_max[s])),
         "jitter_ms_mean": float(st.jitter_sum[s]) / packets * ms, "jitter_ms_max": float(st.jitter_max[s]) * ms,
         "jitter_ms_final": float(st.jitter[s]) * ms, "longest_gap_ms": int(st.longest_gap[s]) / 1e6,
         "gaps_over_200ms": int(st.gaps_n[s]),
@@ -179,13 +179,14 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
     return row
 
 
-def _bursts(received: int, lost: int, holes_on_arrival: int, late: int, longest: int) -> dict:
-    """Loss runs net of reordering: each late packet filled a hole it had opened by arriving late (a swap
-    of two packets opens a hole of one and closes it), so it takes one run back; exact for reordering of
-    single packets, an undercount when a late packet lands inside a longer run."""
-    runs = max(holes_on_arrival - late, 0) if lost > 0 else 0
-    return {"loss_events": runs, "loss_burst_max": longest if runs else 0,
-            "burst_ratio": Q.burst_ratio(received, runs, max(lost, 0))}
+def _bursts(received: int, lost: int, runs: int, longest: int) -> dict:
+    """Loss runs as the stage counted them (holes opened on arrival, less those late packets closed, plus
+    those they split), bounded by the packets lost: duplicates count as received and lower `lost`, and
+    a run needs a lost packet. The longest run is the largest hole seen on arrival, at most `lost`."""
+    lost = max(lost, 0)
+    runs = min(max(runs, 0), lost)
+    return {"loss_events": runs, "loss_burst_max": min(longest, lost) if runs else 0,
+            "burst_ratio": Q.burst_ratio(received, runs, lost)}
 
 
 def _keying(stage: MediaStage, s: int, media_pair: tuple, wire_pair: tuple, sessions: list) -> dict:

@@ -11,8 +11,9 @@ bridged as a step of one, so a resync does not count 40,000 packets lost. expect
 extended number + 1; lost = expected - received (duplicates count as received, so lost can be negative,
 as in the RFC). A packet at or below the highest number seen before it is late: a duplicate when the
 same number was received before (the last DUP_WINDOW numbers of the stream are remembered across
-chunks), else out of order. Loss runs are counted as the holes a forward jump of the highest number
-opens on arrival; the streams table takes the late packets back out (media/assemble.py).
+chunks), else out of order. Loss runs are the holes a forward jump of the highest number opens on
+arrival, corrected by each late packet by whether its neighbours had arrived (it closes a run of one,
+shortens a run, or splits one); a late packet whose neighbours left the window counts as a split.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class StreamState:
         min_before = -A.running_max_before(-ext, starts, seg, np.where(had, -self.min_ext[ss], NONE_LOW))
         late = pred & (ext <= max_before)
         inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))
-        dup = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
+        dup, refill = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
         good = pred & (d != 0) & (d >= -MAX_MISORDER) & (d <= MAX_DROPOUT)
         # loss as it shows on arrival: a forward jump of the highest number opens a hole of inc - 1
         hole = np.where(pred & ~reset & (inc > 1), inc - 1, 0)
@@ -184,7 +185,7 @@ class StreamState:
         self.pt_changes[ss] += red(ptc.astype(np.int64))
         self.longest_gap[ss] = np.maximum(self.longest_gap[ss], A.reduce_seg(np.maximum, dt, starts))
         self.gaps_n[ss] += red(gap.astype(np.int64))
-        self.loss_events[ss] += red((hole > 0).astype(np.int64))
+        self.loss_events[ss] += red((hole > 0).astype(np.int64)) + red(refill)
         self.burst_max[ss] = np.maximum(self.burst_max[ss], A.reduce_seg(np.maximum, hole, starts))
         self.jitter[ss] = jit[ends]
         self.jitter_max[ss] = np.maximum(self.jitter_max[ss], A.reduce_seg(np.maximum, jit, starts))
@@ -198,22 +199,31 @@ class StreamState:
         self._bins(r, starts, seg, ss, inc, jit_ms)
 
     # ------------------------------------------------------------------ helpers
-    def _duplicates(self, sid, ext, starts, ends, ss, cand) -> np.ndarray:
-        """Exact duplicate test for the late rows (rare), against the remembered window and the chunk."""
+    def _duplicates(self, sid, ext, starts, ends, ss, cand) -> tuple[np.ndarray, np.ndarray]:
+        """Exact duplicate test for the late rows (rare), against the remembered window and the chunk;
+        and what each late packet does to the count of loss runs, from whether its two neighbours had
+        arrived before it: both, it closes a run of one (-1); neither, it splits a run in two (+1)."""
         dup = np.zeros(ext.size, dtype=bool)
+        refill = np.zeros(ext.size, dtype=np.int64)
         if cand.any():
             for k in np.unique(np.searchsorted(starts, np.flatnonzero(cand), side="right") - 1).tolist():
                 s, e, w = starts[k], ends[k] + 1, self.window[ss[k]]
                 allv = np.concatenate([w, ext[s:e]])
-                _, first, inv = np.unique(allv, return_index=True, return_inverse=True)
-                again = first[inv.ravel()] < np.arange(allv.size)
+                u, first, inv = np.unique(allv, return_index=True, return_inverse=True)
+                pos = np.arange(allv.size)
+                again = first[inv.ravel()] < pos
                 dup[s:e] = again[w.size :] & cand[s:e]
+                fill = cand[s:e] & ~dup[s:e]
+                if fill.any():
+                    v, p = ext[s:e][fill], pos[w.size :][fill]
+                    before = [_arrived_before(u, first, v + d, p) for d in (-1, 1)]
+                    refill[s:e][fill] = np.where(before[0] & before[1], -1, np.where(before[0] | before[1], 0, 1))
         for k, s_id in enumerate(ss.tolist()):
             s, e = starts[k], ends[k] + 1
             w = self.window[s_id]
             tail = ext[max(s, e - DUP_WINDOW) : e]
             self.window[s_id] = tail.copy() if tail.size >= DUP_WINDOW else np.concatenate([w, tail])[-DUP_WINDOW:]
-        return dup
+        return dup, refill
 
     def _gaps(self, r: Rows, gi: np.ndarray) -> None:
         for i in gi.tolist():
@@ -242,3 +252,10 @@ class StreamState:
             r.sid[b], sec[b], np.diff(np.append(b, sec.size)), np.add.reduceat(r.length, b),
             np.add.reduceat(inc, b), np.add.reduceat(jit_ms, b), np.maximum.reduceat(jit_ms, b),
         ))
+
+
+def _arrived_before(u: np.ndarray, first: np.ndarray, v: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Whether number v (each) had arrived before position pos: u sorted unique numbers, first their first
+    positions."""
+    i = np.minimum(np.searchsorted(u, v), u.size - 1)
+    return (u[i] == v) & (first[i] < pos)

@@ -41,6 +41,7 @@ class FlowAcc:
     classes: np.ndarray = field(default_factory=lambda: np.zeros(N_CLASSES, dtype=np.int64))
     vpn: dict[str, int] = field(default_factory=dict)
     syn_from_b: bool = False  # the SYN (not SYN-ACK) came from b: b initiated
+    syn_seen: bool = False
     vpn_seconds: dict[int, int] = field(default_factory=dict)  # tunnel packets per second (VPN flows only)
     dscp: dict[str, set] = field(default_factory=lambda: {"ab": set(), "ba": set()})
     ttl: dict[str, list[int]] = field(default_factory=lambda: {"ab": [], "ba": []})  # [min, max]
@@ -123,11 +124,12 @@ class FlowTable:
         # OpenVPN, all of its packets are tunnel packets
         ovpn_j = [j for j, k in enumerate(uniq.tolist()) if "openvpn" in self.flows[k].vpn]
         for j in ovpn_j:  # a reset later in a flow already followed as a possible tunnel: its earlier seconds
-            ev = self._ovpn.pop(int(uniq[j]), None)
-            if ev is not None:
+            ev = self._ovpn.get(int(uniq[j]))
+            if ev is not None and ev.track_seconds:
                 acc = self.flows[int(uniq[j])]
                 for sec, n in ev.seconds.items():
                     acc.vpn_seconds[sec] = acc.vpn_seconds.get(sec, 0) + n
+                ev.seconds, ev.track_seconds = {}, False
         tunnel = has_vpn | np.isin(inv, ovpn_j) if ovpn_j else has_vpn
         if tunnel.any():
             # packets per second of each tunnel: a call inside a tunnel shows as seconds of ~100 packets
@@ -143,6 +145,7 @@ class FlowTable:
                 acc = self.flows[int(uniq[inv[i]])]
                 src = (addr_str(b.src_hi[idx][i], b.src_lo[idx][i]), int(b.sport[idx][i]))
                 acc.syn_from_b = src == acc.b
+                acc.syn_seen = True
         # DSCP values and TTL ranges per direction: unique (flow, direction, dscp, ttl)
         code = (inv.astype(np.int64) << 17) | (ab.astype(np.int64) << 16) | (dscp.astype(np.int64) << 8) | ttl
         for c in np.unique(code).tolist():
@@ -160,8 +163,8 @@ class FlowTable:
         """Evidence for OpenVPN recognised by its flow (openvpn_flow.py), for the UDP flows not already
         named by a packet signature nor ruled out."""
         keys = uniq.tolist()
-        open_j = [j for j, k in enumerate(keys) if k not in self._not_ovpn and not self.flows[k].vpn
-                  and self.flows[k].proto == PROTO_UDP]
+        open_j = [j for j, k in enumerate(keys) if k not in self._not_ovpn
+                  and set(self.flows[k].vpn) <= {"openvpn"} and self.flows[k].proto == PROTO_UDP]
         if not open_j:
             return
         pick = np.flatnonzero(np.isin(inv, open_j))
@@ -174,8 +177,9 @@ class FlowTable:
         for lo, hi in zip(np.r_[0, bounds].tolist(), np.r_[bounds, groups.size].tolist(), strict=True):
             k = keys[int(groups[lo])]
             ev = self._ovpn.get(k)
-            if ev is None:
-                ev = self._ovpn[k] = FlowEvidence(self.flows[k].first_frame)
+            if ev is None:  # a flow a reset already named: its seconds are counted by the flow table
+                ev = self._ovpn[k] = FlowEvidence(self.flows[k].first_frame,
+                                                  track_seconds="openvpn" not in self.flows[k].vpn)
             ev.add(OvpnFeatures(*(a[lo:hi] for a in f)), ab[order[lo:hi]], sec[lo:hi])
             if ev.excluded:
                 del self._ovpn[k]
@@ -184,11 +188,12 @@ class FlowTable:
     def rows(self) -> list[FlowAcc]:
         for k, ev in list(self._ovpn.items()):  # settle the flow-level evidence once, at the end
             acc = self.flows[k]
-            why = ev.verdict()
-            if why and not acc.vpn:
+            named = "openvpn" in acc.vpn
+            why = ev.verdict(reset_seen=named)
+            if why and not named:
                 acc.vpn["openvpn"] = ev.packets
                 acc.vpn_seconds = dict(ev.seconds)
-                acc.vpn_evidence = why
+            acc.vpn_evidence = acc.vpn_evidence or why
             del self._ovpn[k]
         return list(self.flows.values())
 

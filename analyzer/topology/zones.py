@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..capture.decode import PROTO_TCP
 from .flows import FlowAcc
 from .profile import NetworkProfile, Zone, is_private
 
@@ -79,23 +80,27 @@ class ZoneMap:
 
     # ------------------------------------------------------------------ learning from the capture
     def _tunnel_ends(self, f: FlowAcc) -> tuple[tuple[str, int], tuple[str, int]]:
-        """(client, server) of a tunnel flow: the end on a VPN port or named concentrator is the server;
-        else the end on a private address is the client (a laptop, behind NAT or not); else the one that
-        opened the TCP connection; else the first to send."""
+        """(client, server) of a tunnel flow, by the strongest sign there is: a concentrator named in the
+        profile; the TCP SYN; a private address against a public one (a laptop reaching its company's
+        head-end); a VPN server port on one end only; the first to send."""
         a, b = f.a, f.b
 
-        def server_like(ep: tuple[str, int]) -> bool:
-            return ep[1] in VPN_SERVER_PORTS or self.profile.zone(ep[0]).role == "concentrator"
+        def concentrator(ep: tuple[str, int]) -> bool:
+            return self.profile.zone(ep[0]).role == "concentrator"
 
-        if server_like(a) != server_like(b):
-            return (b, a) if server_like(a) else (a, b)
+        if concentrator(a) != concentrator(b):
+            return (b, a) if concentrator(a) else (a, b)
+        if f.proto == PROTO_TCP and f.syn_seen:
+            return (b, a) if f.syn_from_b else (a, b)
         if is_private(a[0]) != is_private(b[0]):
             return (a, b) if is_private(a[0]) else (b, a)
-        return (b, a) if f.syn_from_b else (a, b)
+        if (a[1] in VPN_SERVER_PORTS) != (b[1] in VPN_SERVER_PORTS):
+            return (b, a) if a[1] in VPN_SERVER_PORTS else (a, b)
+        return a, b
 
     def learn(self, flows: list[FlowAcc], stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         for f in flows:
-            if not f.vpn or sum(f.vpn.values()) < 2:
+            if not f.vpn or (sum(f.vpn.values()) < 2 and not f.vpn_evidence):
                 continue
             client, server = self._tunnel_ends(f)
             kinds = ", ".join(sorted(f.vpn))

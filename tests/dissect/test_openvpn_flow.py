@@ -89,7 +89,12 @@ def test_lookalikes_are_not_openvpn(tmp_path):
     chan = [struct.pack("!HH", 0x4812, 172) + rng.randbytes(172) for _ in range(200)]
     # DTLS 1.3 records with a connection id and an 8-bit sequence number (0x30-0x37 is P_DATA_V1's range)
     dtls13 = [bytes([0x30 | rng.randrange(8)]) + b"\xc1\xd2\xe3\xf4" + rng.randbytes(40) for _ in range(200)]
-    for name, payloads in (("quic", quic), ("channeldata", chan), ("dtls13", dtls13)):
+    # KCP segments: a 4-byte little-endian session id opens every one, both ways (0x4B: opcode 9)
+    kcp = [struct.pack("<IBBHII", 0x7A3C154B, 81, 0, 128, i, i) + rng.randbytes(rng.randrange(20, 200))
+           for i in range(200)]
+    short_text = [b"KEEPALIVE\n"] * 60  # text shorter than the 12 bytes looked at
+    for name, payloads in (("quic", quic), ("channeldata", chan), ("dtls13", dtls13), ("kcp", kcp),
+                           ("keepalive", short_text)):
         f = _flow(payloads, tmp_path, f"{name}.pcap")
         assert f.vpn is None or "openvpn" not in f.vpn, name
     # and the positive twin: P_DATA_V2 with one peer id, sizes varying
@@ -222,6 +227,11 @@ def test_a_reset_later_in_the_flow_keeps_the_seconds_before_it(tmp_path):
         busy.add(sum(1 for n in acc.vpn_seconds.values() if n >= BUSY_RATE))
     assert busy == {12}
     assert iter_batches  # the reader the analysis uses walks the same chunks
+    # one reset is one packet with a signature: the flow's own evidence still makes it a tunnel
+    a = analyze(path)
+    f = a.flows.iloc[0]
+    assert f.vpn_evidence.endswith("from frame 1, with a hard reset in the flow")
+    assert list(a.findings.code) == ["media-over-vpn"]
 
 
 def reader_decode(chunk):
@@ -230,3 +240,20 @@ def reader_decode(chunk):
     b = decode(chunk)
     flow_keys(b)
     return b
+
+
+def test_a_capture_point_that_sees_one_direction_still_names_the_tunnel(mid_session, tmp_path):
+    """Asymmetric routing: only the client's half (P_DATA_V2 with one peer id, control packets with one
+    session id). Both kinds of structure stand in for the missing direction."""
+    _, packets = mid_session
+    up = [p for p in packets if p[0] == "3.111.166.78"]
+    assert 500 < len(up) < len(packets)
+    path = tmp_path / "one-way.pcap"
+    _write(path, up)
+    f = analyze(path).flows.iloc[0]
+    assert f.vpn == "openvpn"
+    assert "P_DATA_V2 with one peer id 0x00001C" in f.vpn_evidence and "session id" in f.vpn_evidence
+    data_only = [p for p in up if p[4][0] >> 3 == 9]  # one way, one kind of structure: not enough
+    path2 = tmp_path / "one-way-data.pcap"
+    _write(path2, data_only)
+    assert analyze(path2).flows.iloc[0].vpn is None

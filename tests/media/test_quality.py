@@ -121,3 +121,30 @@ def test_reordering_does_not_pass_for_spread_out_loss():
     assert (b["loss_events"], b["loss_burst_max"]) == (9, 10)
     assert r["burst_ratio"] == pytest.approx(b["burst_ratio"]) and r["burst_ratio"] > 5
     assert r["mos"] == pytest.approx(b["mos"], abs=0.05)  # jitter differs a little, loss impairment not
+
+
+MS_ = 1_000_000
+KEPT = [k for k in range(1000) if k not in (100, 600)]
+
+
+@pytest.mark.parametrize(
+    "name, order, delays, lost, runs",
+    [
+        # a duplicate counts as received: two lost, one duplicate -> lost 1, and one run at most
+        ("duplicate", [*KEPT[:300], 299, *KEPT[300:]], None, 1, 1),
+        # a late block of 3 far from a real run of 5: the block closes its own hole, the run stays
+        ("late block", [k for k in range(1000) if k not in range(500, 505)], {200: 100, 201: 100, 202: 100}, 5, 1),
+        # the first packet late (below the lowest number seen): no hole of its own to close
+        ("first late", [k for k in range(1000) if k != 500], {0: 30}, 1, 1),
+        # one late packet inside a real run splits it in two
+        ("split", [k for k in range(1000) if k not in (500, 501, 503, 504)], {502: 300}, 4, 2),
+        # two late packets next to each other between isolated losses: the second closes the hole
+        ("late pair", [k for k in range(1000) if k not in (100, 400, 700)], {200: 60, 201: 60}, 3, 3),
+    ],
+)
+def test_loss_runs_are_runs_of_lost_packets(name, order, delays, lost, runs):
+    """Cases a review built: duplicates, late blocks and late packets inside runs must not add or remove
+    runs of lost packets (the counts are what the packets say once everything has arrived)."""
+    s = one(measure(rows_for(pcmu(order, delays_ns={k: v * MS_ for k, v in (delays or {}).items()}))))
+    assert (s["lost"], s["loss_events"]) == (lost, runs), name
+    assert s["burst_ratio"] == pytest.approx(1 / (runs / s["packets"] + runs / lost)), name
