@@ -12,8 +12,9 @@ flow then still gives it away (OpenVPN 2.4+ framing; opcode = byte 0 >> 3, key i
   "peer id" too);
 - and the flow shows structure beyond the first byte: P_DATA_V2 packets that all carry one peer id,
   below MAX_PEER_ID (servers number their clients from 0: a KCP session id or other random 3 bytes
-  rarely is), and whose bytes 2-3 do not read as a TURN ChannelData length; or at least MIN_CONTROL
-  control packets whose session id stays the same in each direction;
+  rarely is) or P2P_PEER_ID (the fixed "vpn" of OpenVPN 2.6 peer-to-peer mode), and whose bytes 2-3
+  do not read as a TURN ChannelData length; or at least MIN_CONTROL control packets whose session id
+  stays the same in each direction;
 - data both ways, or (a capture point that sees one direction only) both kinds of structure.
 
 What this rejects, by construction: RTP/RTCP (byte 0 0x80-0xBF: opcodes 16-23), STUN (opcode 0), DTLS
@@ -21,9 +22,10 @@ What this rejects, by construction: RTP/RTCP (byte 0 0x80-0xBF: opcodes 16-23), 
 bits spread them over opcodes 8-11; never 80 % data), TURN ChannelData (channels from 0x4000 are
 opcode 8; 0x48xx ones carry their length in bytes 2-3), DTLS 1.3 with connection ids (0x30-0x37 is
 P_DATA_V1 only: no peer id, no session id, so no structure to go on). A flow of P_DATA_V1 alone is
-therefore left unnamed, as is OpenVPN over TCP mid-stream (segments need not align with packets), and
-an idle tunnel of 40-byte pings whose peer id happens to be 36 reads as ChannelData (a busy tunnel's
-sizes vary, so a tunnel carrying a call is not affected).
+therefore left unnamed, as is OpenVPN over TCP mid-stream (segments need not align with packets). A
+2.6 peer-to-peer tunnel whose peer id was exported from TLS (random 3 bytes) is named by its control
+packets' structure only, and an idle tunnel of 40-byte pings whose peer id happens to be 36 reads as
+ChannelData (a busy tunnel's sizes vary, so a tunnel carrying a call is not affected).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ MIN_DATA_SHARE = 0.8
 MIN_CONTROL = 4
 MAX_TEXT_SHARE = 0.1
 MAX_PEER_ID = 0x10000
+P2P_PEER_ID = 0x76706E  # 'v' 'p' 'n': OpenVPN 2.6 peer-to-peer NCP without key export
 TEXT_BYTES = 12
 
 
@@ -95,6 +98,7 @@ class FlowEvidence:
     channel_like: int = 0
     text: int = 0
     control: int = 0
+    resets: int = 0
     peers: set[int] = field(default_factory=set)
     sessions: dict[bool, set[int]] = field(default_factory=lambda: {True: set(), False: set()})
     seconds: dict[int, int] = field(default_factory=dict)
@@ -114,6 +118,7 @@ class FlowEvidence:
         self.v2 += int(np.count_nonzero(v2))
         self.channel_like += int(np.count_nonzero(f.channel_like))
         self.peers.update(np.unique(f.peer[v2]).tolist()[:2])
+        self.resets += int(np.count_nonzero(np.isin(f.op, RESET_OPCODES)))
         ctl = np.isin(f.op, CONTROL_OPCODES)
         self.control += int(np.count_nonzero(ctl))
         for direction in (True, False):
@@ -131,14 +136,14 @@ class FlowEvidence:
         second peer id."""
         return bool(self.invalid) or len(self.peers) > 1
 
-    def verdict(self, reset_seen: bool = False) -> str | None:
-        """The evidence, in words, when the flow is OpenVPN; None otherwise. `reset_seen`: a hard reset
-        in the flow named it too."""
+    def verdict(self) -> str | None:
+        """The evidence, in words, when the flow is OpenVPN; None otherwise."""
         if self.excluded or self.packets < MIN_PACKETS or self.data < MIN_DATA_SHARE * self.packets:
             return None
         if self.text > MAX_TEXT_SHARE * self.packets:
             return None
-        peer_ok = (self.v2 > 0 and len(self.peers) == 1 and next(iter(self.peers)) < MAX_PEER_ID
+        peer = next(iter(self.peers)) if len(self.peers) == 1 else -1
+        peer_ok = (self.v2 > 0 and (0 <= peer < MAX_PEER_ID or peer == P2P_PEER_ID)
                    and self.channel_like * 2 < self.v2)
         ctl = {d: s for d, s in self.sessions.items() if s}
         session_ok = self.control >= MIN_CONTROL and bool(ctl) and all(len(s) == 1 for s in ctl.values())
@@ -150,6 +155,8 @@ class FlowEvidence:
             parts.append(f"P_DATA_V2 with one peer id 0x{next(iter(self.peers)):06X}")
         if session_ok:
             parts.append("control packets with one session id per direction")
-        if reset_seen:
-            return "; ".join(parts) + f"; from frame {self.first_frame}, with a hard reset in the flow"
+        if self.resets:
+            return "; ".join(parts) + (
+                f"; from frame {self.first_frame}, with {self.resets} hard reset{'s' if self.resets > 1 else ''}"
+                " in the flow")
         return "; ".join(parts) + f"; mid-session, from frame {self.first_frame} (no hard reset in the capture)"

@@ -188,13 +188,14 @@ class FlowTable:
     def rows(self) -> list[FlowAcc]:
         for k, ev in list(self._ovpn.items()):  # settle the flow-level evidence once, at the end
             acc = self.flows[k]
-            named = "openvpn" in acc.vpn
-            why = ev.verdict(reset_seen=named)
-            if why and not named:
+            del self._ovpn[k]
+            if set(acc.vpn) - {"openvpn"}:
+                continue  # another tunnel's signature named the flow later: its count and seconds stand
+            why = ev.verdict()
+            if why and not acc.vpn:
                 acc.vpn["openvpn"] = ev.packets
                 acc.vpn_seconds = dict(ev.seconds)
             acc.vpn_evidence = acc.vpn_evidence or why
-            del self._ovpn[k]
         return list(self.flows.values())
 
 

@@ -230,7 +230,7 @@ def test_a_reset_later_in_the_flow_keeps_the_seconds_before_it(tmp_path):
     # one reset is one packet with a signature: the flow's own evidence still makes it a tunnel
     a = analyze(path)
     f = a.flows.iloc[0]
-    assert f.vpn_evidence.endswith("from frame 1, with a hard reset in the flow")
+    assert f.vpn_evidence.endswith("from frame 1, with 1 hard reset in the flow")
     assert list(a.findings.code) == ["media-over-vpn"]
 
 
@@ -257,3 +257,73 @@ def test_a_capture_point_that_sees_one_direction_still_names_the_tunnel(mid_sess
     path2 = tmp_path / "one-way-data.pcap"
     _write(path2, data_only)
     assert analyze(path2).flows.iloc[0].vpn is None
+
+
+def _data_v2(rng, peer: bytes, n: int, client=("192.168.1.10", 50000), server=("203.0.113.5", 443)):
+    """n P_DATA_V2 datagrams with one peer id, alternating client -> server and back."""
+    pkts = []
+    for i in range(n):
+        payload = bytes([0x48]) + peer + rng.randbytes(rng.randrange(80, 200))
+        src, dst = (client, server) if i % 2 == 0 else (server, client)
+        pkts.append((src[0], dst[0], src[1], dst[1], payload))
+    return pkts
+
+
+@pytest.mark.parametrize(("peer", "named"), [(b"\x76\x70\x6e", True), (b"\x3a\x91\xc2", False)])
+def test_peer_to_peer_tunnel_of_openvpn_26(tmp_path, peer, named):
+    """OpenVPN 2.6 peer-to-peer mode numbers its one peer 0x76706E ("vpn") unless the id comes from TLS key
+    export; a random 3-byte id without control packets is no more structure than a KCP session id."""
+    path = tmp_path / "p2p.pcap"
+    _write(path, _data_v2(random.Random(4), peer, 400))
+    f = analyze(path).flows.iloc[0]
+    if named:
+        assert f.vpn == "openvpn" and "P_DATA_V2 with one peer id 0x76706E" in f.vpn_evidence
+    else:
+        assert f.vpn is None or "openvpn" not in f.vpn
+
+
+def test_port_1194_without_a_reset_says_so(tmp_path):
+    """The port names the flow packet by packet; the evidence still says no reset was in the capture."""
+    path = tmp_path / "ovpn-1194.pcap"
+    _write(path, _data_v2(random.Random(5), b"\x00\x00\x1c", 400, server=("203.0.113.5", 1194)))
+    f = analyze(path).flows.iloc[0]
+    assert f.vpn == "openvpn"
+    assert f.vpn_evidence.endswith("mid-session, from frame 1 (no hard reset in the capture)")
+
+
+def test_another_signature_later_in_the_flow_gives_the_same_answer_for_any_chunk_size(tmp_path):
+    """10 s of OpenVPN-like data, one AnyConnect-DTLS-looking record, 10 s more: the flow is named by the
+    signature (one packet, so not a tunnel), the same way whether the record falls in the first chunk or a
+    later one."""
+    from analyzer.capture import CaptureFile
+    from analyzer.topology.flows import FlowTable
+
+    rng = random.Random(4)
+    client, server = ("192.168.1.10", 50000), ("203.0.113.5", 443)
+    record = b"\x17\x01\x00" + b"\x00" * 8 + b"\x00\x10" + bytes(16)
+    pkts = [*_data_v2(rng, b"\x00\x00\x1c", 1000), (client[0], server[0], client[1], server[1], record),
+            *_data_v2(rng, b"\x00\x00\x1c", 1000)]
+    path = tmp_path / "mixed.pcap"
+    _write(path, pkts)
+    seen = set()
+    for chunk in (16 << 20, 64 << 10):
+        with CaptureFile(str(path)) as cap:
+            ft = FlowTable(0)
+            for batch in (reader_decode(c) for c in cap.chunks(chunk)):
+                ft.add(batch)
+            (acc,) = ft.rows()
+        seen.add((tuple(sorted(acc.vpn.items())), sum(acc.vpn_seconds.values()), acc.vpn_evidence))
+    assert seen == {((("anyconnect-dtls", 1),), 1, None)}
+    assert "media-over-vpn" not in set(analyze(path).findings.code)
+
+
+def test_server_behind_a_port_forward_captured_on_its_lan(tmp_path):
+    """The private end listens on 1194 and the public one sends from an ephemeral port: the public end is
+    the VPN user, whichever address is private."""
+    from analyzer.api import _zones
+
+    path = tmp_path / "forward.pcap"
+    _write(path, _data_v2(random.Random(4), b"\x00\x00\x1c", 500, client=("198.51.100.7", 51234),
+                          server=("192.168.1.2", 1194)))
+    (t,) = _zones(analyze(path)).tunnels
+    assert (t.client, t.server) == (("198.51.100.7", 51234), ("192.168.1.2", 1194))
