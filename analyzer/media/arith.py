@@ -76,6 +76,32 @@ def running_max_before(v: np.ndarray, starts: np.ndarray, seg: np.ndarray, carri
     return np.maximum(before, np.repeat(carried, lens))
 
 
+def bridge_resets(ext: np.ndarray, reset: np.ndarray, starts: np.ndarray, seg: np.ndarray,
+                  max_before: np.ndarray) -> np.ndarray:
+    """Extended numbers with every restart of the numbering placed one above the highest number before it.
+
+    `ext` bridges each reset as a step of one from the previous row, which lands inside the numbers
+    already seen when that row was late. Each reset opens a run that keeps its internal steps, so the
+    true highest number before reset k is first_(k-1) + span_(k-1) (span: the run's highest minus its
+    first, >= 0), and the runs' true first numbers follow in closed form from the highest number before
+    a segment's first reset (`max_before` there, computed from `ext`)."""
+    is_start = np.zeros(ext.size, dtype=bool)
+    is_start[starts] = True
+    run_start = np.flatnonzero(reset | is_start)
+    run_max = np.maximum.reduceat(ext, run_start)
+    r = run_start[reset[run_start]]  # the runs a reset opens, in order; each segment's come together
+    span = run_max[reset[run_start]] - ext[r]
+    step = 1 + span
+    cs = np.cumsum(step) - step  # exclusive prefix sum over all reset runs
+    rseg = seg[r]
+    first_of_seg = np.flatnonzero(np.concatenate(([True], rseg[1:] != rseg[:-1])))
+    lens = np.diff(np.append(first_of_seg, r.size))
+    true_first = (np.repeat(max_before[r[first_of_seg]] + 1 - cs[first_of_seg], lens) + cs)
+    shift = np.zeros(run_start.size, dtype=np.int64)
+    shift[reset[run_start]] = true_first - ext[r]
+    return ext + np.repeat(shift, np.diff(np.append(run_start, ext.size)))
+
+
 def a8_jitter(x: np.ndarray, starts: np.ndarray, pos: np.ndarray, j0: np.ndarray) -> np.ndarray:
     """J after each row of J_i = a*J_(i-1) + x_i/16, restarted at every segment from j0 (per segment)."""
     n = x.size

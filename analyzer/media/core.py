@@ -7,7 +7,8 @@ so memory grows with the number of streams and stream-seconds, never with the nu
 Sequence numbers (RFC 3550 A.1/A.3): each packet's distance from the previous one of its stream,
 modulo 2^16, extends the sequence across wrap-around (the extended number `ext`). A jump of more than
 MAX_DROPOUT either way is taken as a restart of the sender's numbering (counted in `resets`) and
-bridged as a step of one, so a resync does not count 40,000 packets lost. expected = highest - lowest
+bridged to one above the highest number seen so far, so a resync does not count 40,000 packets lost
+nor, after a late packet, the new numbers as duplicates of old ones. expected = highest - lowest
 extended number + 1; lost = expected - received (duplicates count as received, so lost can be negative,
 as in the RFC). A packet at or below the highest number seen before it is late: a duplicate when the
 same number was received before (the last DUP_WINDOW numbers of the stream are remembered across
@@ -132,6 +133,9 @@ class StreamState:
         cs = np.cumsum(dv)
         ext = cs - np.repeat(cs[starts] - dv[starts] - base, lens)
         max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
+        if reset.any():
+            ext = A.bridge_resets(ext, reset, starts, seg, max_before)
+            max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
         min_before = -A.running_max_before(-ext, starts, seg, np.where(had, -self.min_ext[ss], NONE_LOW))
         late = pred & (ext <= max_before)
         inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))

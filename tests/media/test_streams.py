@@ -125,6 +125,64 @@ def test_restart_of_numbering_is_not_loss():
     assert (s["packets"], s["expected"], s["lost"], s["seq_resets"]) == (200, 200, 0, 1)
 
 
+def test_restart_after_a_late_packet_continues_above_the_highest_number():
+    """0..100 with 50 arriving last, then the sender renumbers from 30000: the new numbers follow 100, not
+    the late 50 (else 50 of them would read as duplicates of 51..100)."""
+    seqs = [k for k in range(101) if k != 50] + [50] + list(range(30000, 30200))
+    events = [(T0 + i * 20 * MS, rtp_packet(q, 160 * i, 0x1234)) for i, q in enumerate(seqs)]
+    for sizes in (None, [101, 1, 200], [101, 200], [7] * 50):
+        s = one(measure(rows_for(events), sizes))
+        assert (s["packets"], s["expected"], s["lost"], s["duplicates"], s["out_of_order"], s["seq_resets"]) == (
+            301, 301, 0, 0, 1, 1), sizes
+
+
+def reset_reference(seqs: list[int], max_dropout: int = 3000) -> dict[str, int]:
+    """One packet at a time: a jump beyond max_dropout restarts at one above the highest number."""
+    ext = last = top = low = None
+    seen, late, dups, resets = set(), 0, 0, 0
+    for q in seqs:
+        if ext is None:
+            ext = q
+        else:
+            d = ((q - last + 32768) % 65536) - 32768
+            if abs(d) > max_dropout:
+                ext, resets = top + 1, resets + 1
+            else:
+                ext += d
+            if ext <= top:
+                dups, late = (dups + 1, late) if ext in seen else (dups, late + 1)
+        last = q
+        seen.add(ext)
+        top = ext if top is None else max(top, ext)
+        low = ext if low is None else min(low, ext)
+    return {"expected": top - low + 1, "duplicates": dups, "out_of_order": late, "seq_resets": resets}
+
+
+def test_several_restarts_with_late_packets_match_the_scalar_reference():
+    """Three interleaved streams, each renumbered three times with a few late packets in every run."""
+    rnd = random.Random(3)
+    streams, events = {}, []
+    for ssrc in (0x11, 0x22, 0x33):
+        seqs, base = [], rnd.randrange(65536)
+        for _ in range(4):
+            run = [(base + k) & 0xFFFF for k in range(200)]
+            for i in rnd.sample(range(1, 199), 6):
+                run[i], run[i + 1] = run[i + 1], run[i]
+            seqs += run
+            base = rnd.randrange(65536)
+        streams[ssrc] = seqs
+        events += [(T0 + i * 20 * MS + ssrc * 1000, rtp_packet(q, 160 * i, ssrc)) for i, q in enumerate(seqs)]
+    events.sort(key=lambda e: e[0])
+    refs = {ssrc: reset_reference(seqs) for ssrc, seqs in streams.items()}
+    assert all(r["seq_resets"] >= 2 for r in refs.values())
+    for sizes in (None, [37] * 100, [1] * 100 + [500] * 5):
+        res = measure(rows_for(events), sizes)
+        assert len(res.streams) == 3
+        for s in res.streams:
+            ref = refs[s["ssrc"]]
+            assert {k: s[k] for k in ref} == ref, (sizes, s["ssrc"])
+
+
 def a3_reference(seqs: list[int]) -> dict[str, int]:
     """Sequence statistics one packet at a time: extended numbers by the nearest distance mod 2^16."""
     ext, seen, top, low, late, dups = None, set(), None, None, 0, 0
