@@ -104,8 +104,9 @@ class FlowEvidence:
     seconds: dict[int, int] = field(default_factory=dict)
     track_seconds: bool = True  # off once a packet signature named the flow (the flow table counts them then)
 
-    def add(self, f: Features, ab: np.ndarray, sec: np.ndarray) -> None:
-        """Fold this flow's datagrams of one batch (ab: the packet travels a -> b)."""
+    def add(self, f: Features, ab: np.ndarray, sec: np.ndarray, reset: np.ndarray | None = None) -> None:
+        """Fold this flow's datagrams of one batch (ab: the packet travels a -> b; reset: the datagrams
+        vpn.py's exact signature calls a hard reset, else any with a reset opcode)."""
         self.packets += int(f.op.size)
         self.invalid += int(np.count_nonzero(~np.isin(f.op, ALLOWED_OPCODES)))
         if self.invalid:
@@ -118,7 +119,7 @@ class FlowEvidence:
         self.v2 += int(np.count_nonzero(v2))
         self.channel_like += int(np.count_nonzero(f.channel_like))
         self.peers.update(np.unique(f.peer[v2]).tolist()[:2])
-        self.resets += int(np.count_nonzero(np.isin(f.op, RESET_OPCODES)))
+        self.resets += int(np.count_nonzero(np.isin(f.op, RESET_OPCODES) if reset is None else reset))
         ctl = np.isin(f.op, CONTROL_OPCODES)
         self.control += int(np.count_nonzero(ctl))
         for direction in (True, False):

@@ -14,8 +14,8 @@ import numpy as np
 from ..capture.addresses import addr_str
 from ..capture.decode import CLASS_NAMES, PROTO_TCP, PROTO_UDP, PacketBatch
 from ..capture.reader import flow_keys
+from ..dissect.openvpn_flow import RESET_OPCODES, FlowEvidence
 from ..dissect.openvpn_flow import Features as OvpnFeatures
-from ..dissect.openvpn_flow import FlowEvidence
 from ..dissect.openvpn_flow import features as ovpn_features
 from ..dissect.vpn import VPN_KINDS, vpn_columns
 
@@ -139,7 +139,7 @@ class FlowTable:
                 acc = self.flows[int(uniq[code >> 40])]
                 second = code & ((1 << 40) - 1)
                 acc.vpn_seconds[second] = acc.vpn_seconds.get(second, 0) + c
-        self._openvpn(uniq, inv, ab, b, idx)
+        self._openvpn(uniq, inv, ab, b, idx, vpn)
         if syn.any():
             for i in np.flatnonzero(syn).tolist():
                 acc = self.flows[int(uniq[inv[i]])]
@@ -159,7 +159,7 @@ class FlowTable:
             else:
                 rng[0], rng[1] = min(rng[0], t), max(rng[1], t)
 
-    def _openvpn(self, uniq, inv, ab, b, idx) -> None:
+    def _openvpn(self, uniq, inv, ab, b, idx, vpn) -> None:
         """Evidence for OpenVPN recognised by its flow (openvpn_flow.py), for the UDP flows not already
         named by a packet signature nor ruled out."""
         keys = uniq.tolist()
@@ -171,6 +171,7 @@ class FlowTable:
         order = pick[np.argsort(inv[pick], kind="stable")]
         rows = idx[order]
         f = ovpn_features(b.buf, b.payload_off[rows], b.payload_len[rows])
+        reset = np.isin(f.op, RESET_OPCODES) & (vpn[order] == VPN_KINDS.index("openvpn"))  # vpn.py's exact check
         sec = b.ts_ns[rows] // 1_000_000_000
         groups = inv[order]
         bounds = np.flatnonzero(np.diff(groups)) + 1
@@ -180,7 +181,7 @@ class FlowTable:
             if ev is None:  # a flow a reset already named: its seconds are counted by the flow table
                 ev = self._ovpn[k] = FlowEvidence(self.flows[k].first_frame,
                                                   track_seconds="openvpn" not in self.flows[k].vpn)
-            ev.add(OvpnFeatures(*(a[lo:hi] for a in f)), ab[order[lo:hi]], sec[lo:hi])
+            ev.add(OvpnFeatures(*(a[lo:hi] for a in f)), ab[order[lo:hi]], sec[lo:hi], reset[lo:hi])
             if ev.excluded:
                 del self._ovpn[k]
                 self._not_ovpn.add(k)

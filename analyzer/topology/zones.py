@@ -18,7 +18,6 @@ from .flows import FlowAcc
 from .profile import NetworkProfile, Zone, is_private
 
 VPN_SERVER_PORTS = frozenset((51820, 4500, 500, 1194, 443))
-EPHEMERAL_PORTS = 32768  # lowest port of the Linux (32768+) and Windows/macOS (49152+) ephemeral ranges
 BUSY_RATE = 40  # packets/s both ways: one audio call is ~100 (50 each way), tunnel keepalives a few
 
 # unordered zone pair -> (label, reason); DESIGN.md's flow table
@@ -83,9 +82,10 @@ class ZoneMap:
     def _tunnel_ends(self, f: FlowAcc) -> tuple[tuple[str, int], tuple[str, int]]:
         """(client, server) of a tunnel flow, by the strongest sign there is: a concentrator named in the
         profile; the TCP SYN; a private address against a public one (a laptop reaching its company's
-        head-end), unless the private end listens on a VPN server port and the public one sends from an
-        ephemeral port (a server behind a port forward, captured on its LAN); a VPN server port on one end
-        only; the first to send."""
+        head-end); a VPN server port on one end only; the first to send. A server behind a port forward,
+        captured on its LAN, has the private address: ports cannot tell it from a client bound to a VPN
+        port (OpenVPN without nobind, WireGuard's ListenPort) that reaches a server on a high port, so
+        the profile names it ([vpn] concentrators)."""
         a, b = f.a, f.b
 
         def concentrator(ep: tuple[str, int]) -> bool:
@@ -95,9 +95,6 @@ class ZoneMap:
             return (b, a) if concentrator(a) else (a, b)
         if f.proto == PROTO_TCP and f.syn_seen:
             return (b, a) if f.syn_from_b else (a, b)
-        for srv, cli in ((a, b), (b, a)):  # a server port against an ephemeral one: a port forward to a LAN
-            if srv[1] in VPN_SERVER_PORTS and cli[1] >= EPHEMERAL_PORTS and cli[1] not in VPN_SERVER_PORTS:
-                return cli, srv
         if is_private(a[0]) != is_private(b[0]):
             return (a, b) if is_private(a[0]) else (b, a)
         if (a[1] in VPN_SERVER_PORTS) != (b[1] in VPN_SERVER_PORTS):

@@ -317,13 +317,35 @@ def test_another_signature_later_in_the_flow_gives_the_same_answer_for_any_chunk
     assert "media-over-vpn" not in set(analyze(path).findings.code)
 
 
-def test_server_behind_a_port_forward_captured_on_its_lan(tmp_path):
-    """The private end listens on 1194 and the public one sends from an ephemeral port: the public end is
-    the VPN user, whichever address is private."""
+@pytest.mark.parametrize("named", [False, True])
+def test_server_behind_a_port_forward_is_told_by_the_profile(tmp_path, named):
+    """A public client on an ephemeral port and a private end on 1194 read, by addresses and ports, like a
+    laptop bound to 1194 reaching a provider on a high port: the laptop is the VPN user. A server behind a
+    port forward, captured on its LAN, is told apart by naming it a concentrator in the profile."""
     from analyzer.api import _zones
 
     path = tmp_path / "forward.pcap"
     _write(path, _data_v2(random.Random(4), b"\x00\x00\x1c", 500, client=("198.51.100.7", 51234),
                           server=("192.168.1.2", 1194)))
-    (t,) = _zones(analyze(path)).tunnels
-    assert (t.client, t.server) == (("198.51.100.7", 51234), ("192.168.1.2", 1194))
+    net = tmp_path / "net.toml"
+    net.write_text('[vpn]\nconcentrators = ["192.168.1.2/32"]\n' if named else "")
+    (t,) = _zones(analyze(path, network=net)).tunnels
+    ends = (("198.51.100.7", 51234), ("192.168.1.2", 1194))
+    assert (t.client, t.server) == (ends if named else ends[::-1])
+
+
+def test_a_reset_opcode_without_the_reset_signature_is_not_called_a_reset(tmp_path):
+    """A 100-byte datagram opening with 0x38 (P_CONTROL_HARD_RESET_CLIENT_V2, key id 0) that vpn.py's exact
+    check rejects: the flow is still OpenVPN by its data, and the evidence says no reset was seen."""
+    from analyzer.dissect.vpn import classify_vpn
+
+    rng = random.Random(4)
+    pkts = _data_v2(rng, b"\x00\x00\x1c", 400)
+    bogus = b"\x38" + rng.randbytes(99)
+    assert classify_vpn(17, 50000, 443, bogus) is None
+    pkts.insert(200, ("192.168.1.10", "203.0.113.5", 50000, 443, bogus))
+    path = tmp_path / "fake-reset.pcap"
+    _write(path, pkts)
+    f = analyze(path).flows.iloc[0]
+    assert f.vpn == "openvpn"
+    assert f.vpn_evidence.endswith("mid-session, from frame 1 (no hard reset in the capture)")
