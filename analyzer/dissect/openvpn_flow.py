@@ -104,9 +104,9 @@ class FlowEvidence:
     seconds: dict[int, int] = field(default_factory=dict)
     track_seconds: bool = True  # off once a packet signature named the flow (the flow table counts them then)
 
-    def add(self, f: Features, ab: np.ndarray, sec: np.ndarray, reset: np.ndarray | None = None) -> None:
+    def add(self, f: Features, ab: np.ndarray, sec: np.ndarray, reset: np.ndarray) -> None:
         """Fold this flow's datagrams of one batch (ab: the packet travels a -> b; reset: the datagrams
-        vpn.py's exact signature calls a hard reset, else any with a reset opcode)."""
+        vpn.py's exact signature calls a hard reset)."""
         self.packets += int(f.op.size)
         self.invalid += int(np.count_nonzero(~np.isin(f.op, ALLOWED_OPCODES)))
         if self.invalid:
@@ -119,7 +119,7 @@ class FlowEvidence:
         self.v2 += int(np.count_nonzero(v2))
         self.channel_like += int(np.count_nonzero(f.channel_like))
         self.peers.update(np.unique(f.peer[v2]).tolist()[:2])
-        self.resets += int(np.count_nonzero(np.isin(f.op, RESET_OPCODES) if reset is None else reset))
+        self.resets += int(np.count_nonzero(reset))
         ctl = np.isin(f.op, CONTROL_OPCODES)
         self.control += int(np.count_nonzero(ctl))
         for direction in (True, False):
@@ -153,7 +153,7 @@ class FlowEvidence:
             return None
         parts = [f"{self.data} of {self.packets} datagrams are OpenVPN data packets (opcode 6/9)"]
         if peer_ok:
-            parts.append(f"P_DATA_V2 with one peer id 0x{next(iter(self.peers)):06X}")
+            parts.append(f"P_DATA_V2 with one peer id 0x{peer:06X}")
         if session_ok:
             parts.append("control packets with one session id per direction")
         if self.resets:

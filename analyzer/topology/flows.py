@@ -20,6 +20,7 @@ from ..dissect.openvpn_flow import features as ovpn_features
 from ..dissect.vpn import VPN_KINDS, vpn_columns
 
 N_CLASSES = len(CLASS_NAMES)
+OPENVPN_CODE = VPN_KINDS.index("openvpn")
 SYN = 0x02
 
 
@@ -171,7 +172,7 @@ class FlowTable:
         order = pick[np.argsort(inv[pick], kind="stable")]
         rows = idx[order]
         f = ovpn_features(b.buf, b.payload_off[rows], b.payload_len[rows])
-        reset = np.isin(f.op, RESET_OPCODES) & (vpn[order] == VPN_KINDS.index("openvpn"))  # vpn.py's exact check
+        reset = np.isin(f.op, RESET_OPCODES) & (vpn[order] == OPENVPN_CODE)  # vpn.py's exact check
         sec = b.ts_ns[rows] // 1_000_000_000
         groups = inv[order]
         bounds = np.flatnonzero(np.diff(groups)) + 1

@@ -113,14 +113,15 @@ def test_evidence_needs_enough_packets_and_one_peer():
     pkt = bytes([0x48, 0, 0, 0x1C]) + b"\x99" * 60
     both = np.arange(10) % 2 == 0
     ev = FlowEvidence(1)
-    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64))
+    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64), np.zeros(10, dtype=bool))
     assert ev.verdict() is None  # 10 < MIN_PACKETS
-    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64))
+    ev.add(feats([pkt] * 10), both, np.zeros(10, dtype=np.int64), np.zeros(10, dtype=bool))
     assert ev.verdict() is not None
     one_way = FlowEvidence(1)
-    one_way.add(feats([pkt] * 20), np.ones(20, dtype=bool), np.zeros(20, dtype=np.int64))
+    one_way.add(feats([pkt] * 20), np.ones(20, dtype=bool), np.zeros(20, dtype=np.int64), np.zeros(20, dtype=bool))
     assert one_way.verdict() is None  # a tunnel carries data both ways
-    ev.add(feats([bytes([0x48, 0, 0, 0x1D]) + b"\x99" * 60]), np.ones(1, dtype=bool), np.zeros(1, dtype=np.int64))
+    ev.add(feats([bytes([0x48, 0, 0, 0x1D]) + b"\x99" * 60]), np.ones(1, dtype=bool), np.zeros(1, dtype=np.int64),
+           np.zeros(1, dtype=bool))
     assert ev.excluded and ev.verdict() is None  # a second peer id: not one OpenVPN session
 
 
@@ -213,16 +214,11 @@ def test_a_reset_later_in_the_flow_keeps_the_seconds_before_it(tmp_path):
         t.append(T0 + i * 10_000_000)
     path = tmp_path / "restart.pcap"
     path.write_bytes(pcap_bytes([(ts, _frame(*p)) for ts, p in zip(t, pkts, strict=True)]))
-    from analyzer.capture import CaptureFile, iter_batches
-    from analyzer.topology.flows import FlowTable
+    from analyzer.capture import iter_batches
 
     busy = set()
-    for chunk in (16 << 20, 64 << 10):
-        with CaptureFile(str(path)) as cap:
-            ft = FlowTable(0)
-            for chunk_batch in (reader_decode(c) for c in cap.chunks(chunk)):
-                ft.add(chunk_batch)
-            (acc,) = ft.rows()
+    for chunk in CHUNKS:
+        acc = _one_flow_in_chunks(path, chunk)
         assert "openvpn" in acc.vpn
         busy.add(sum(1 for n in acc.vpn_seconds.values() if n >= BUSY_RATE))
     assert busy == {12}
@@ -240,6 +236,22 @@ def reader_decode(chunk):
     b = decode(chunk)
     flow_keys(b)
     return b
+
+
+CHUNKS = (16 << 20, 64 << 10)  # the default chunk, and one small enough to split these captures
+
+
+def _one_flow_in_chunks(path, chunk: int):
+    """The single flow of a capture, read through the flow table in chunks of `chunk` bytes."""
+    from analyzer.capture import CaptureFile
+    from analyzer.topology.flows import FlowTable
+
+    with CaptureFile(str(path)) as cap:
+        ft = FlowTable(0)
+        for batch in (reader_decode(c) for c in cap.chunks(chunk)):
+            ft.add(batch)
+        (acc,) = ft.rows()
+    return acc
 
 
 def test_a_capture_point_that_sees_one_direction_still_names_the_tunnel(mid_session, tmp_path):
@@ -295,8 +307,6 @@ def test_another_signature_later_in_the_flow_gives_the_same_answer_for_any_chunk
     """10 s of OpenVPN-like data, one AnyConnect-DTLS-looking record, 10 s more: the flow is named by the
     signature (one packet, so not a tunnel), the same way whether the record falls in the first chunk or a
     later one."""
-    from analyzer.capture import CaptureFile
-    from analyzer.topology.flows import FlowTable
 
     rng = random.Random(4)
     client, server = ("192.168.1.10", 50000), ("203.0.113.5", 443)
@@ -306,12 +316,8 @@ def test_another_signature_later_in_the_flow_gives_the_same_answer_for_any_chunk
     path = tmp_path / "mixed.pcap"
     _write(path, pkts)
     seen = set()
-    for chunk in (16 << 20, 64 << 10):
-        with CaptureFile(str(path)) as cap:
-            ft = FlowTable(0)
-            for batch in (reader_decode(c) for c in cap.chunks(chunk)):
-                ft.add(batch)
-            (acc,) = ft.rows()
+    for chunk in CHUNKS:
+        acc = _one_flow_in_chunks(path, chunk)
         seen.add((tuple(sorted(acc.vpn.items())), sum(acc.vpn_seconds.values()), acc.vpn_evidence))
     assert seen == {((("anyconnect-dtls", 1),), 1, None)}
     assert "media-over-vpn" not in set(analyze(path).findings.code)
