@@ -1,0 +1,5 @@
+"""`python -m analyzer` runs the `callflow` command."""
+
+from .cli import main
+
+main()
