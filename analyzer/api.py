@@ -74,6 +74,31 @@ class Analysis:
             give_back_memory()  # building a table leaves freed temporaries in the heap
         return cache[name]
 
+    def __getitem__(self, name: str) -> Any:
+        """`a["calls"]` is `a.calls`."""
+        if not isinstance(name, str) or name not in self.tables:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __dir__(self) -> list[str]:
+        """The tables too, so Jupyter completes `a.<tab>`."""
+        return sorted(set(super().__dir__()) | set(self.tables))
+
+    def __repr__(self) -> str:
+        """A few lines: files, packets, calls and findings (the tables are built only if already built)."""
+        files = ", ".join(os.path.basename(f) for f in self.files)
+        lines = [f"<Analysis of {len(self.files)} capture(s): {files}>",
+                 f"  packets: {sum(c.packets for c in self.captures):,}"]
+        if self.stages == "all":
+            calls, findings = self.calls, self.findings
+            verdicts = ", ".join(f"{r.call}: {r.topology}" for r in calls.itertuples()) or "none"
+            lines.append(f"  calls: {len(calls)} ({verdicts})")
+            by = findings.severity.value_counts().to_dict() if len(findings) else {}
+            lines.append(f"  findings: {len(findings)}" + (f" ({', '.join(f'{v} {k}' for k, v in by.items())})"
+                                                          if by else ""))
+        lines.append(f"  tables: {', '.join(self.tables)}")
+        return "\n".join(lines)
+
     def timeline(self):
         """Plotly figure: lanes per endpoint pair with STUN/TURN messages (success green, error red,
         unanswered hollow), DTLS flights and media spans; ICE connected/nominated/first-media marks; per-stream
@@ -304,13 +329,14 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[str]:
 def analyze(
     paths: PathLike | Iterable[PathLike],
     *,
-    network: str | None = None,
+    network: PathLike | NetworkProfile | None = None,
     progress: Callable[[str], Progress | None] | None = None,
     stages: str = "all",
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
-    `network` is an optional network-profile TOML file (DESIGN.md). `stages="dissect"` stops after the
+    `network` is an optional network-profile TOML file (docs/profile.md) or a NetworkProfile; a bad
+    profile raises ValueError before any capture is read. `stages="dissect"` stops after the
     dissectors (what `callflow summary` needs); the flow, media, ICE and topology tables need "all".
     Raises analyzer.capture.CaptureError for a file that cannot be read at all; damaged packets are
     counted in the capture's summary instead.
@@ -319,6 +345,8 @@ def analyze(
     >>> a.calls, a.findings, a.sessions, a.pairs, a.streams   # pandas DataFrames
     """
     files = _as_list(paths)
+    # the profile first: a bad one is an error before minutes of reading
+    profile = network if isinstance(network, NetworkProfile) else NetworkProfile.load(network)
     full = stages == "all"
     summaries, dissected = [], []
     media_results: list = []
@@ -351,6 +379,6 @@ def analyze(
             dissected.append(result)
     give_back_memory()  # the capture pass's per-chunk temporaries
     return Analysis(
-        files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=NetworkProfile.load(network),
+        files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=profile,
         flow_tables=flow_tables, media=media_results, stages=stages,
     )

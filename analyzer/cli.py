@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -60,23 +61,93 @@ def main() -> None:
     """Call-flow analyzer for WebRTC, Azure Communication Services and Teams captures."""
 
 
-@main.command()
-@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
-def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
-    """What is in each capture: format, link types, packets, time span, damage, flows, protocol classes."""
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def _outputs(captures: tuple[str, ...], **outputs: str | None) -> tuple[list[str], dict[str, str | None]]:
+    """Check every output before the analysis runs: a missing folder is an error now, not after the
+    verdict is printed. `--json capture.pcap` (an optional value that swallowed the first capture) gives
+    the capture back and prints JSON to standard output."""
+    files = list(captures)
+    for name, value in outputs.items():
+        if value is None or value == "-":
+            continue
+        if value.lower().endswith(CAPTURE_SUFFIXES) and os.path.isfile(value):
+            files.insert(0, value)
+            outputs[name] = "-"
+            continue
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            _error(f"{value}: folder {folder} does not exist")
+    if not files:
+        _error("no capture given (callflow COMMAND CAPTURE...)")
+    return files, outputs
+
+
+def _error(message: str) -> None:
+    click.echo(f"callflow: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _wrote(path: str) -> None:
+    click.echo(f"wrote {path}", err=True)
+
+
+def _emit(text: str, target: str) -> None:
+    """Text to standard output ('-') or to a file, named on stderr."""
+    if target == "-":
+        click.echo(text)
+        return
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    _wrote(target)
+
+
+def _profile(network: str | None):
+    """The network profile, read before any capture: a bad profile is a one-line error and exit 2."""
+    from .topology.profile import NetworkProfile
+
+    try:
+        return NetworkProfile.load(network)
+    except OSError as e:
+        _error(f"{network}: cannot read the profile: {e.strerror or e}")
+    except ValueError as e:
+        _error(f"{network}: {e}")
+
+
+def _analyze(files: list[str], network: str | None, progress: bool, stages: str = "all"):
     from .api import analyze
 
+    profile = _profile(network)
     with _Progress(progress) as bar:
         try:
-            result = analyze(list(captures), progress=bar.file, stages="dissect")
+            return analyze(files, network=profile, progress=bar.file, stages=stages)
         except CaptureError as e:
             _fail(e)
+
+
+_captures = click.argument("captures", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
+_network = click.option("--network", type=click.Path(dir_okay=False), help="Network profile (TOML).")
+_progress = click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+
+
+def _json_option(what: str):
+    return click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
+                        help=f"{what} as JSON: to standard output, or to FILE.")
+
+
+@main.command()
+@_captures
+@_json_option("The summary")
+@_progress
+def summary(captures: tuple[str, ...], json_out: str | None, progress: bool) -> None:
+    """What is in each capture: format, link types, packets, time span, damage, flows, protocol classes."""
+    files, out = _outputs(captures, json_out=json_out)
+    result = _analyze(files, None, progress, stages="dissect")
     results = result.captures
-    if as_json:
-        out = [r.to_dict() for r in results]
-        click.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+    if out["json_out"]:
+        doc = [r.to_dict() for r in results]
+        _emit(json.dumps(doc[0] if len(doc) == 1 else doc, indent=2), out["json_out"])
         return
     from .report.console import print_summary
 
@@ -85,74 +156,75 @@ def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
 
 
 @main.command()
-@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
-def ice(captures: tuple[str, ...], as_json: bool, network: str | None, progress: bool) -> None:
+@_captures
+@_json_option("Sessions, candidates, pairs and allocations")
+@_network
+@_progress
+def ice(captures: tuple[str, ...], json_out: str | None, network: str | None, progress: bool) -> None:
     """The ICE negotiation: sessions, candidates, candidate pairs (nominated and selected) and TURN allocations."""
-    from .api import analyze
     from .report.console import print_ice
     from .report.export import records
 
-    with _Progress(progress) as bar:
-        try:
-            a = analyze(list(captures), network=network, progress=bar.file)
-        except CaptureError as e:
-            _fail(e)
-    if as_json:
+    files, out = _outputs(captures, json_out=json_out)
+    a = _analyze(files, network, progress)
+    if out["json_out"]:
         doc = {name: records(getattr(a, name)) for name in ("sessions", "candidates", "pairs", "allocations")}
-        click.echo(json.dumps(doc, indent=2, default=str))
+        _emit(json.dumps(doc, indent=2, default=str), out["json_out"])
         return
     print_ice(a)
 
 
 @main.command(name="analyze")
-@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
+@_captures
+@_network
 @click.option("-v", "--verbose", is_flag=True, help="Also print the ICE, flow and stream tables.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write every table as JSON to this file.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the HTML report to this file.")
+@_json_option("Every table")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the HTML report to this file ('-': standard output).")
 @click.option("--parquet", "parquet_dir", type=click.Path(file_okay=False), help="Write every table as Parquet here.")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+@_progress
 def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, json_out: str | None,
                 html_out: str | None, parquet_dir: str | None, progress: bool) -> None:
     """Explain the call: topology, path and findings per call (the captures of one call, taken at several
-    points, are analysed together). Findings are results: the exit status is 0 unless a file is unreadable."""
-    from .api import analyze
+    points, are analysed together). Findings are results: the exit status is 0 unless a file or the
+    profile is unreadable (2)."""
     from .report.console import print_verdict
 
-    with _Progress(progress) as bar:
-        try:
-            a = analyze(list(captures), network=network, progress=bar.file)
-        except CaptureError as e:
-            _fail(e)
-    print_verdict(a, verbose=verbose)
-    if json_out:
-        a.to_json(json_out)
-    if html_out:
-        a.to_html(html_out)
+    files, out = _outputs(captures, json_out=json_out, html_out=html_out)
+    if parquet_dir and not os.path.isdir(os.path.dirname(os.path.abspath(parquet_dir))):
+        _error(f"{parquet_dir}: its parent folder does not exist")
+    a = _analyze(files, network, progress)
+    to_stdout = "-" in (out["json_out"], out["html_out"])
+    if not to_stdout:
+        print_verdict(a, verbose=verbose)
+    if out["json_out"]:
+        _emit(a.to_json(), out["json_out"])
+    if out["html_out"]:
+        if out["html_out"] == "-":
+            from .report.html import render
+
+            click.echo(render(a))
+        else:
+            a.to_html(out["html_out"])
+            _wrote(out["html_out"])
     if parquet_dir:
-        a.to_parquet(parquet_dir)
+        for p in a.to_parquet(parquet_dir):
+            _wrote(str(p))
 
 
 @main.command()
-@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+@_captures
+@click.option("-o", "--output", "--html", "output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="HTML file to write ('-': standard output).")
+@_network
+@_progress
 def timeline(captures: tuple[str, ...], output: str, network: str | None, progress: bool) -> None:
     """Write the call timeline alone as one self-contained HTML file (opens offline)."""
-    from .api import analyze
-    from .report.html import write_figure
+    from .report.html import figure_page
 
-    with _Progress(progress) as bar:
-        try:
-            a = analyze(list(captures), network=network, progress=bar.file)
-        except CaptureError as e:
-            _fail(e)
-    write_figure(a.timeline(), output, "Call timeline: " + ", ".join(captures))
-    click.echo(f"wrote {output}")
+    files, out = _outputs(captures, output=output)
+    a = _analyze(files, network, progress)
+    _emit(figure_page(a.timeline(), "Call timeline: " + ", ".join(files)), out["output"])
 
 
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults
@@ -183,22 +255,20 @@ point = "10.1.0.11"               # the host the capture was taken on, if known
 
 
 @main.command()
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Write a commented example profile here.")
-@click.argument("profile", required=False, type=click.Path(exists=True, dir_okay=False))
-def profile(init_path: str | None, profile: str | None) -> None:
+@click.option("--init", "init_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write a commented example profile here ('-': standard output).")
+@click.option("--force", is_flag=True, help="With --init: overwrite an existing file.")
+@click.argument("profile", required=False, type=click.Path(dir_okay=False))
+def profile(init_path: str | None, force: bool, profile: str | None) -> None:
     """Write an example network profile (--init FILE), or show how a profile classifies addresses."""
     if init_path:
-        with open(init_path, "x") as f:
-            f.write(PROFILE_EXAMPLE)
-        click.echo(f"wrote {init_path}")
+        if init_path != "-" and os.path.exists(init_path) and not force:
+            _error(f"{init_path} exists (add --force to overwrite it)")
+        if init_path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(init_path))):
+            _error(f"{init_path}: folder {os.path.dirname(os.path.abspath(init_path))} does not exist")
+        _emit(PROFILE_EXAMPLE, init_path)
         return
-    from .topology.profile import NetworkProfile
-
-    try:
-        p = NetworkProfile.load(profile)
-    except (OSError, ValueError) as e:
-        click.echo(f"callflow: error: {profile}: {e}", err=True)
-        sys.exit(2)
+    p = _profile(profile)
     for name in ("customer", "egress", "vpn_pools", "concentrators", "cloud", "relays", "media", "sbc"):
         nets = getattr(p, name)
         click.echo(f"{name:14} {', '.join(map(str, nets)) or '-'}")

@@ -31,7 +31,43 @@ class Zone(NamedTuple):
 
 
 def _nets(items) -> tuple[Net, ...]:
-    return tuple(ipaddress.ip_network(x, strict=False) for x in items)
+    if isinstance(items, str):
+        items = [items]
+    out = []
+    for x in items:
+        try:
+            out.append(ipaddress.ip_network(x, strict=False))
+        except (TypeError, ValueError):
+            raise ValueError(f"{x!r} is not an IP address or network") from None
+    return tuple(out)
+
+
+# section -> keys a profile may hold (docs/profile.md describes each)
+KEYS = {
+    "customer": {"networks", "egress", "replace_defaults"},
+    "vpn": {"pools", "concentrators"},
+    "cloud": {"relays", "media", "ranges", "replace_defaults"},
+    "pstn": {"sbc"},
+    "capture": {"point"},
+}
+
+
+def _check_keys(d: dict) -> None:
+    """A misspelled section or key is an error naming it: silently ignoring it changes the verdict."""
+    for section, body in d.items():
+        if section not in KEYS:
+            raise ValueError(f"unknown section [{section}] (sections: {', '.join(KEYS)})")
+        if not isinstance(body, dict):
+            raise ValueError(f"[{section}] must be a table, not a value")
+        for key in body:
+            if key not in KEYS[section]:
+                raise ValueError(f"unknown key {key!r} in [{section}] (keys: {', '.join(sorted(KEYS[section]))})")
+    point = d.get("capture", {}).get("point")
+    if point is not None:
+        try:
+            ipaddress.ip_address(point)
+        except ValueError:
+            raise ValueError(f"[capture] point {point!r} is not an IP address") from None
 
 
 @dataclass
@@ -54,7 +90,11 @@ class NetworkProfile:
         if path is None:
             return p
         with open(path, "rb") as f:
-            d = tomllib.load(f)
+            try:
+                d = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"not valid TOML: {e}") from None
+        _check_keys(d)
         p.source = path
 
         def merge(current, section: str, key: str):
