@@ -185,8 +185,12 @@ def render(a) -> str:
     for name in a.tables:
         df = getattr(a, name)
         if isinstance(df, pd.DataFrame):
+            if len(df) == 0:  # an empty table is a line, not a box of headers
+                parts.append(f'<p class="muted">{esc(name)}: no rows</p>')
+                continue
+            rows = "1 row" if len(df) == 1 else f"{len(df):,} rows"
             parts.append(f"<details{' open' if name in ('calls', 'findings') else ''}><summary>{esc(name)} "
-                         f"({len(df):,} rows)</summary>{table_html(df)}</details>")
+                         f"({rows})</summary>{table_html(df)}</details>")
     return _page(f"callflow report: {names}", "".join(parts), [_plotlyjs(), _figures_js(specs)])
 
 
