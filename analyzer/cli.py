@@ -221,8 +221,12 @@ def fleet(inputs: tuple[str, ...], out: str, network: str | None, scheduler: str
     recorded in the dataset's captures table; the exit status is 2 only for bad inputs or options."""
     import os
 
-    from .fleet import FleetInputError, analyze_many
-    from .fleet.console import FleetProgress, summary_lines
+    try:
+        from .fleet import FleetInputError, analyze_many
+        from .fleet.console import FleetProgress, summary_lines
+    except ImportError as e:
+        click.echo(f"callflow: error: {e.name} is missing: pip install 'callflow-analyzer[fleet]'", err=True)
+        sys.exit(2)
 
     if scheduler and workers is not None:
         click.echo("callflow: error: --scheduler and --workers exclude each other", err=True)
