@@ -32,8 +32,14 @@ def test_fleet_command_writes_then_skips(tmp_path):
     assert r.exit_code == 0 and "0 captures analysed" in r.stdout and "; 2 already in " in r.stdout
     rep = _run("fleet-report", out)
     assert rep.exit_code == 0
-    for title in ("captures by status", "verdicts per topology", "findings per code and site", "relays and transports",
-                  "selected paths", "poor calls"):
+    for title in (
+        "captures by status",
+        "verdicts per topology",
+        "findings per code and site",
+        "relays and transports",
+        "selected paths",
+        "poor calls",
+    ):
         assert title in rep.stdout
     doc = json.loads(_run("fleet-report", out, "--json").stdout)
     verdicts = {r["topology"]: r for r in doc["verdicts per topology"]}
