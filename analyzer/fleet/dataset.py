@@ -9,7 +9,8 @@ Every partition file is written under a dot-name beside its final name and renam
 capture without it are rewritten by the next run. Columns are typed by simple, content-independent rules
 (so every partition of a table has the same schema): categoricals and text as strings, object columns
 named `frames` or `*_frames` as lists of int64, any other object column (lists of dicts, ...) as JSON
-text, named in the file's metadata under `callflow.json` so `read_table` gives the objects back.
+text, named in the file's metadata under `callflow.json` so `read_table` gives the objects back; the
+captures table's `files`, `file_sha256`, `also`, `damage_notes` and the findings' `frame_refs` are lists of strings.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ CAPTURES = "captures"
 PART = "part-0.parquet"
 
 
+# object columns that hold lists: of frame numbers, and of text (file names, hashes, paths)
+LIST_OF_TEXT = frozenset(("frame_refs", "files", "file_sha256", "also", "damage_notes"))
+
+
 def _is_list_column(name: str) -> bool:
-    return name == "frames" or name.endswith("_frames") or name == "frame_refs"
+    return name == "frames" or name.endswith("_frames") or name in LIST_OF_TEXT
 
 
 def to_arrow(df: pd.DataFrame):
@@ -48,8 +53,8 @@ def to_arrow(df: pd.DataFrame):
             arr = pa.array([None if pd.isna(v) else str(v) for v in s], type=pa.string())
         elif s.dtype == object:
             values = list(s)
-            if _is_list_column(name):
-                typ = pa.list_(pa.string() if name == "frame_refs" else pa.int64())
+            if _is_list_column(name) and all(v is None or isinstance(v, list | tuple) for v in values):
+                typ = pa.list_(pa.string() if name in LIST_OF_TEXT else pa.int64())
                 arr = pa.array([None if v is None else list(v) for v in values], type=typ)
             elif all(v is None or isinstance(v, str) for v in values):
                 arr = pa.array(values, type=pa.string())

@@ -70,12 +70,13 @@ def _status_row(unit: Unit, network: str | None, a, error: str | None, seconds: 
     damage: dict[str, int] = {}
     packets = 0
     first = last = None
-    formats = []
+    formats, notes = [], []
     if a is not None:
         for s in a.captures:
             for k, v in s.damaged.items():
                 damage[k] = damage.get(k, 0) + int(v)
             packets += s.packets
+            notes += s.damage_notes[: 10 - len(notes)]
             formats.append(s.format + (".gz" if s.compressed else ""))
             if s.first_ts_ns is not None:
                 first = s.first_ts_ns if first is None else min(first, s.first_ts_ns)
@@ -95,6 +96,7 @@ def _status_row(unit: Unit, network: str | None, a, error: str | None, seconds: 
         "error": error,
         "damaged": sum(damage.values()),
         "damage": json.dumps(damage, sort_keys=True),
+        "damage_notes": notes,
         "packets": packets,
         "formats": ",".join(formats) or None,
         "first_time": pd.Timestamp(first, tz="UTC") if first is not None else pd.NaT,
@@ -104,11 +106,21 @@ def _status_row(unit: Unit, network: str | None, a, error: str | None, seconds: 
         "streams": len(tables["streams"]) if "streams" in tables else 0,
         "topologies": ",".join(sorted(set(calls["topology"].astype(str)))) if calls is not None else None,
         "network": network,
+        "network_sha256": _profile_hash(network),
         "seconds": round(seconds, 3),
         "worker": socket.gethostname() + f":{os.getpid()}",
         "analyzed_at": pd.Timestamp(dt.datetime.now(dt.UTC)),
         "analyzer_version": __version__,
     }
+
+
+def _profile_hash(network: str | None) -> str | None:
+    from .inputs import file_sha256
+
+    try:
+        return file_sha256(network) if network else None
+    except OSError:
+        return None
 
 
 def captures_frame(rows: list[dict]) -> pd.DataFrame:
@@ -120,7 +132,7 @@ def captures_frame(rows: list[dict]) -> pd.DataFrame:
 
 def failed_row(unit: Unit, network: str | None, error: str) -> dict:
     """The captures row of a unit that did not run (unreadable, or its task lost beyond Dask's retries)."""
-    return _status_row(unit, network, None, error, 0.0, {})
+    return {**_status_row(unit, network, None, error, 0.0, {}), "worker": None}
 
 
 def analyse_unit(unit: Unit, network: str | None = None, out: str | None = None) -> dict:

@@ -99,3 +99,19 @@ def test_temporaries_of_a_killed_run_are_never_read_and_then_removed(tmp_path):
     assert list(dataset.read_table(root, "calls").x) == [1]
     dataset.prepare(root)
     assert not stale.exists()
+
+
+def test_a_file_gone_before_hashing_is_a_failed_row_and_is_tried_again(tmp_path):
+    from analyzer.fleet import analyze_many, plan_units
+    from analyzer.fleet.task import analyse_unit
+
+    gone = tmp_path / "gone.pcap"
+    (unit,) = plan_units([str(gone)])
+    assert unit.sha256 is None and unit.key.startswith("path-") and "No such file" in unit.error
+    out = dataset.prepare(tmp_path / "ds")
+    row = analyse_unit(unit, None, str(out))
+    assert row["status"] == "failed" and row["error"] == f"{gone}: No such file or directory"
+    assert dataset.committed(out) == {unit.key: "failed"}
+    gone.write_bytes((CAPTURES / "relay-hairpin" / "relay.pcap").read_bytes())  # the file arrives after all
+    fleet = analyze_many([gone], out=out, workers=0)
+    assert list(fleet.captures.status) == ["ok"] and unit.key not in dataset.committed(out)
