@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import dataset
 from .inputs import Unit, find_captures, plan_units
-from .task import analyse_unit, captures_frame, failed_row, one_line, write_row
+from .task import analyse_unit, captures_frame, failed_row, write_row
 
 PathLike = str | os.PathLike
 
@@ -116,7 +116,7 @@ def analyze_many(
 
     def finish(unit: Unit, result: dict | None, err: BaseException | None) -> None:
         if err is not None:
-            row = failed_row(unit, network, one_line(err))
+            row = failed_row(unit, network, "task failed: " + " ".join(f"{type(err).__name__}: {err}".split()))
             if out is not None:
                 write_row(out, unit.key, row)
         elif out is None:
@@ -132,7 +132,7 @@ def analyze_many(
 
     own_client = cluster = None
     dashboard = None
-    if todo and (workers > 0 or scheduler or client is not None) and client is None:
+    if todo and client is None and (workers > 0 or scheduler):
         own_client, cluster = _client(workers, scheduler)
         client = own_client
         dashboard = cluster.dashboard_link if cluster is not None else None
@@ -157,7 +157,7 @@ def analyze_many(
                 unit = by_key[fut.key]
                 try:
                     res, err = fut.result(), None
-                except Exception as e:  # lost beyond Dask's retries (KilledWorker) or could not write
+                except Exception as e:  # its workers died on every attempt (KilledWorker), or a write failed
                     res, err = None, e
                 fut.release()
                 finish(unit, res, err)

@@ -176,13 +176,12 @@ def test_a_lost_captures_mark_is_analysed_again(built, fleet_dir, client, tmp_pa
 
 def test_killing_a_worker_mid_run_loses_no_capture(built, fleet_dir, client, tmp_path):
     out, fleet = built
-    root, *_ = fleet_dir
+    root, sources, *_ = fleet_dir
+    some = [*list(sources)[:5], root / "site0" / "cut-short.pcap", root / "site1" / "notes.pcap"]
     client.wait_for_workers(2)
     pids = client.run(os.getpid)
     victim = sorted(pids)[0]
-    killed = []
-
-    on_victim = []
+    killed, on_victim = [], []
 
     def kill_once(row):
         if not killed:
@@ -191,11 +190,11 @@ def test_killing_a_worker_mid_run_loses_no_capture(built, fleet_dir, client, tmp
             client.run(_die, workers=[victim], wait=False)
 
     fresh = tmp_path / "fleet"
-    run = analyze_many([root], out=fresh, network=PROFILE, client=client, on_done=kill_once)
+    run = analyze_many(some, out=fresh, network=PROFILE, client=client, on_done=kill_once)
     assert killed and on_victim  # the worker died with work on it
-    assert victim not in client.scheduler_info()["workers"] or client.run(os.getpid).get(victim) != killed[0]
-    assert len(run.run) == len(fleet.run)
-    want = {r.capture: r.status for r in fleet.run.itertuples()}
+    assert len(run.run) == len(some)
+    want = {r.capture: r.status for r in fleet.run.itertuples() if r.capture in set(map(str, some))}
+    assert len(want) == len(some) and set(want.values()) == {"ok", "damaged", "failed"}
     assert {r.capture: r.status for r in run.captures.itertuples()} == want
     for table in TABLES:
         for p in dataset_files(fresh, table):
@@ -203,7 +202,6 @@ def test_killing_a_worker_mid_run_loses_no_capture(built, fleet_dir, client, tmp
         assert _canon(read_table(fresh, table).sort_values(["capture"], kind="stable")) == _canon(
             read_table(out, table).pipe(lambda d: d[d.capture.isin(want)]).sort_values(["capture"], kind="stable")
         )
-    client.wait_for_workers(2)
 
 
 def test_in_memory_equals_the_dataset(built, fleet_dir, client):
@@ -253,3 +251,31 @@ def test_report_answers_match_the_tables(built):
     assert set(bad.status) == {"failed", "damaged"} and len(bad) == 2
     allocs = read_table(out, "allocations")
     assert rep["relays and transports"]["allocations"].sum() == len(allocs)
+
+
+def test_a_task_whose_worker_always_dies_is_a_failed_row_and_retry_failed_redoes_it(fleet_dir, client, tmp_path):
+    _root, sources, *_ = fleet_dir
+    some = list(sources)[:4]
+    client.wait_for_workers(2)
+    victim = sorted(client.scheduler_info()["workers"])[0]
+    client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
+    on_victim = []
+
+    def kill_once(row):
+        if not on_victim:
+            on_victim.extend(client.processing(workers=[victim])[victim])
+            client.run(_die, workers=[victim], wait=False)
+
+    try:
+        fleet = analyze_many(some, out=tmp_path / "ds", network=PROFILE, client=client, on_done=kill_once)
+    finally:
+        client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 3))
+    assert on_victim and sorted(fleet.captures.capture) == sorted(some)  # every capture has its row
+    failed = fleet.captures[fleet.captures.status == "failed"]
+    assert len(failed) == len(on_victim)
+    assert all(e.startswith("task failed: KilledWorker: ") and "\n" not in e for e in failed.error)
+    assert set(fleet.captures.status) <= {"ok", "failed"}
+    client.wait_for_workers(2)
+    again = analyze_many(some, out=tmp_path / "ds", network=PROFILE, client=client, retry_failed=True)
+    assert sorted(again.run.capture) == sorted(failed.capture) and set(again.run.status) == {"ok"}
+    assert set(again.captures.status) == {"ok"}
