@@ -86,4 +86,5 @@ def print_report(tables: dict[str, pd.DataFrame]) -> None:
         if df.empty:
             out.print(f"[bold]{title}[/bold]: none")
             continue
+        df = df.map(lambda v: printable(v) if isinstance(v, str) else v)  # paths and packet text reach the terminal
         _table(title, df, [str(c) for c in df.columns], out)

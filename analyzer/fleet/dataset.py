@@ -152,10 +152,9 @@ def read_table(root: str | os.PathLike, table: str, *, keys: set[str] | None = N
 
 def committed(root: str | os.PathLike) -> dict[str, str]:
     """key -> status of every capture the dataset holds (its captures partition exists)."""
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as pads
 
-    out = {}
-    for p in files(root, CAPTURES):
-        t = pq.read_table(p, columns=["status"])
-        out[p.parent.name] = t.column("status")[0].as_py() if t.num_rows else "failed"
-    return out
+    if not files(root, CAPTURES):
+        return {}
+    t = pads.dataset(Path(root) / CAPTURES, format="parquet").to_table(columns=["key", "status"])
+    return dict(zip(t.column("key").to_pylist(), t.column("status").to_pylist(), strict=True))

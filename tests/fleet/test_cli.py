@@ -115,3 +115,13 @@ def test_a_file_gone_before_hashing_is_a_failed_row_and_is_tried_again(tmp_path)
     gone.write_bytes((CAPTURES / "relay-hairpin" / "relay.pcap").read_bytes())  # the file arrives after all
     fleet = analyze_many([gone], out=out, workers=0)
     assert list(fleet.captures.status) == ["ok"] and unit.key not in dataset.committed(out)
+
+
+def test_control_characters_of_a_path_never_reach_the_terminal(tmp_path):
+    evil = tmp_path / "evil\x1b[2Jname.pcap"
+    evil.write_text("not a capture")
+    out = str(tmp_path / "ds")
+    r = _run("fleet", str(evil), "--out", out, "--workers", "0")
+    assert r.exit_code == 0 and "\x1b" not in r.stdout and "evil\\x1b[2Jname.pcap" in r.stdout
+    rep = _run("fleet-report", out)
+    assert rep.exit_code == 0 and "\x1b" not in rep.stdout and "\\x1b" in rep.stdout
