@@ -39,6 +39,10 @@ def _is_list_column(name: str) -> bool:
     return name == "frames" or name.endswith("_frames") or name in LIST_OF_TEXT
 
 
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
 def to_arrow(df: pd.DataFrame):
     """A DataFrame as an Arrow table typed by the module's rules (no pandas metadata: the rules decide)."""
     import pyarrow as pa
@@ -52,7 +56,7 @@ def to_arrow(df: pd.DataFrame):
         if isinstance(s.dtype, pd.CategoricalDtype) or (pd.api.types.is_string_dtype(s.dtype) and s.dtype != object):
             arr = pa.array([None if pd.isna(v) else str(v) for v in s], type=pa.string())
         elif s.dtype == object:
-            values = list(s)
+            values = [None if _missing(v) else v for v in s]
             if _is_list_column(name) and all(v is None or isinstance(v, list | tuple) for v in values):
                 typ = pa.list_(pa.string() if name in LIST_OF_TEXT else pa.int64())
                 arr = pa.array([None if v is None else list(v) for v in values], type=typ)

@@ -125,3 +125,26 @@ def test_control_characters_of_a_path_never_reach_the_terminal(tmp_path):
     assert r.exit_code == 0 and "\x1b" not in r.stdout and "evil\\x1b[2Jname.pcap" in r.stdout
     rep = _run("fleet-report", out)
     assert rep.exit_code == 0 and "\x1b" not in rep.stdout and "\\x1b" in rep.stdout
+
+
+def test_column_types_follow_the_names_not_the_rows(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "text": pd.Series(["a", float("nan"), None], dtype=object),
+            "nothing": pd.Series([None, None, None], dtype=object),
+            "frames": pd.Series([[1, 2], [], None], dtype=object),
+            "gaps": pd.Series([[{"start": 1}], [], None], dtype=object),
+            "kind": pd.Categorical(["audio", "video", None]),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    t = dataset.to_arrow(df)
+    assert [str(f.type) for f in t.schema] == ["string", "string", "list<item: int64>", "string", "string", "int64"]
+    assert t.column("text").to_pylist() == ["a", None, None]
+    assert json.loads(t.schema.metadata[b"callflow.json"]) == ["gaps"]
+    dataset.write_partition(tmp_path, "streams", "k", t)
+    back = dataset.read_table(tmp_path, "streams")
+    assert list(back.gaps) == [[{"start": 1}], [], None] and list(back.frames) == [[1, 2], [], None]
+    assert list(back.kind.astype(object).where(back.kind.notna(), None)) == ["audio", "video", None]
