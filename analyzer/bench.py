@@ -1,4 +1,5 @@
-"""Benchmark: `python -m analyzer.bench capture [--packets N] [--out FILE] [--no-tshark]`.
+"""Benchmark: `python -m analyzer.bench capture [--packets N] [--out FILE] [--no-tshark]`
+(and `python -m analyzer.bench fleet [--captures N]`: analyzer/fleet/bench.py).
 
 Writes a synthetic call capture (Ethernet/IPv4/UDP: several RTP streams, 1% STUN checks and a DTLS
 handshake) and prints wall time, CPU time, peak RSS and packets/s for `callflow summary` beside
@@ -159,8 +160,13 @@ def _measure(cmd: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fleet"]:
+        from .fleet.bench import main as fleet_main
+
+        return fleet_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m analyzer.bench")
-    ap.add_argument("what", choices=["capture"], help="what to benchmark")
+    ap.add_argument("what", choices=["capture", "fleet"], help="what to benchmark")
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--out", help="keep the generated capture here")
     ap.add_argument("--file", help="benchmark this existing capture instead of generating one")

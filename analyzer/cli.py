@@ -275,5 +275,69 @@ def profile(init_path: str | None, force: bool, profile: str | None) -> None:
     click.echo(f"{'capture point':14} {p.capture_point or '-'}")
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder (created or added to).")
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML), all captures.")
+@click.option("--scheduler", help="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786).")
+@click.option("--workers", type=click.IntRange(min=0), help="LocalCluster worker processes (default: CPUs; 0: none).")
+@click.option("--group-by-folder", is_flag=True, help="The captures of one folder are the capture points of one call.")
+@click.option("--retry-failed", is_flag=True, help="Analyse again the captures the dataset records as failed.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def fleet(inputs: tuple[str, ...], out: str, network: str | None, scheduler: str | None, workers: int | None,
+          group_by_folder: bool, retry_failed: bool, progress: bool) -> None:
+    """Analyse a fleet of captures on Dask into a Parquet dataset. INPUTS are files, folders (searched for
+    pcap, pcapng and .gz) or globs; captures already in the dataset are skipped. A capture that fails is
+    recorded in the dataset's captures table; the exit status is 2 only for bad inputs or options."""
+    import os
+
+    try:
+        from .fleet import FleetInputError, analyze_many
+        from .fleet.console import FleetProgress, summary_lines
+    except ImportError as e:
+        click.echo(f"callflow: error: {e.name} is missing: pip install 'callflow-analyzer[fleet]'", err=True)
+        sys.exit(2)
+
+    if scheduler and workers is not None:
+        click.echo("callflow: error: --scheduler and --workers exclude each other", err=True)
+        sys.exit(2)
+    bar = FleetProgress(progress)
+    try:
+        result = analyze_many(list(inputs), out=out, network=network, scheduler=scheduler,
+                              workers=(os.cpu_count() or 1) if workers is None else workers,
+                              group_by_folder=group_by_folder, retry_failed=retry_failed, on_start=bar.start,
+                              on_done=bar.done_one)
+    except (FleetInputError, FileExistsError, OSError, ValueError) as e:
+        bar.close()
+        click.echo(f"callflow: error: {e}", err=True)
+        sys.exit(2)
+    bar.close()
+    for line in summary_lines(result, out):
+        click.echo(line)
+
+
+@main.command(name="fleet-report")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON ({question: [rows]}) instead of tables.")
+def fleet_report_cmd(dataset: str, as_json: bool) -> None:
+    """Answer the fleet's questions from a dataset written by `callflow fleet` (DuckDB): captures by status,
+    verdicts per topology, findings per code and site, relays and transports, selected paths, poor calls."""
+    from .fleet.report import fleet_report
+
+    try:
+        tables = fleet_report(dataset)
+    except FileNotFoundError as e:
+        click.echo(f"callflow: error: {e}", err=True)
+        sys.exit(2)
+    if as_json:
+        from .report.export import records
+
+        click.echo(json.dumps({k: records(v) for k, v in tables.items()}, indent=2))
+        return
+    from .fleet.console import print_report
+
+    print_report(tables)
+
+
 if __name__ == "__main__":
     main()
