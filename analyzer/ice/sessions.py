@@ -75,9 +75,32 @@ class _Session:
     pairs: list[_Pair] = field(default_factory=list)
 
 
-_NEEDED = ("file", "frame", "ts_ns", "src", "sport", "dst", "dport", "transport", "relayed", "method", "cls",
-           "transaction_id", "ufrag_to", "ufrag_from", "use_candidate", "ice_role", "mapped_address", "mapped_port",
-           "error_code", "candidate_id", "outer_src", "outer_sport", "outer_dst", "outer_dport")
+_NEEDED = (
+    "file",
+    "frame",
+    "ts_ns",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "transport",
+    "relayed",
+    "method",
+    "cls",
+    "transaction_id",
+    "ufrag_to",
+    "ufrag_from",
+    "use_candidate",
+    "ice_role",
+    "mapped_address",
+    "mapped_port",
+    "error_code",
+    "candidate_id",
+    "outer_src",
+    "outer_sport",
+    "outer_dst",
+    "outer_dport",
+)
 
 
 def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls: list[MediaPath], end_ts: int):
@@ -279,12 +302,15 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
         for p in s.pairs:
             # selected in the session's view, or in its own file's view (the same path behind a NAT)
             p.selected = selected is not None and (
-                p.ends == selected.ends or p.ends in {e for _, e in getattr(s, "view_selected", set())})
+                p.ends == selected.ends or p.ends in {e for _, e in getattr(s, "view_selected", set())}
+            )
         hosts = frozenset(p.local[0] for p in s.pairs) | frozenset(p.remote[0] for p in s.pairs)
         restart_of = by_endpoints.get(hosts)
         by_endpoints.setdefault(hosts, s.session)
-        consent = sum(p.copies for p in s.pairs if p.selected and s.connected_ts and p.last_check_ts > s.connected_ts)
-        state = "connected" if s.connected_ts else ("checking" if _recent(s.pairs, end_ts) else "failed")
+        consent = sum(
+            p.copies for p in s.pairs if p.selected and s.connected_ts is not None and p.last_check_ts > s.connected_ts
+        )
+        state = "connected" if s.connected_ts is not None else ("checking" if _recent(s.pairs, end_ts) else "failed")
         agents = sorted(s.ufrags)
         srows.append(
             {
@@ -299,7 +325,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
                 "start_frame": s.start_frame,
                 "start_ts": _ts(s.start_ts),
                 "connected_frame": s.connected_frame,
-                "connected_ts": _ts(s.connected_ts) if s.connected_ts else pd.NaT,
+                "connected_ts": _ts(s.connected_ts),
                 "nominated_pair": nominated[0].pair if nominated else None,
                 "selected_pair": selected.pair if selected else None,
                 "path": _desc(selected) if selected else "",
@@ -348,7 +374,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> tuple[pd.DataFr
                     "first_check_frame": p.first_check_frame,
                     "first_check_ts": _ts(p.first_check_ts),
                     "first_success_frame": p.first_success_frame,
-                    "first_success_ts": _ts(p.first_success_ts) if p.first_success_ts else pd.NaT,
+                    "first_success_ts": _ts(p.first_success_ts),
                     "media_packets": p.media_packets,
                     "file": p.file,
                     "dtls_records": p.dtls_records,

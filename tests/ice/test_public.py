@@ -3,6 +3,7 @@ the packets with tshark (frame numbers, addresses, ufrags, attribute values) bef
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from analyzer import analyze
@@ -114,10 +115,20 @@ def test_ice_failure_session(ntop_stun):
 def test_teams_ms_turn_allocations_and_ms_ice2_sessions():
     a = analyze(public_capture("ntop_nDPI/teams.pcap"))
     al = a.allocations
-    ok = al[al.state == "allocated"]
-    # Allocate successes (MS-TURN legacy format): frames 1275, 1491, 1507, 1508; relays on port 3480
-    assert sorted(ok.allocated_frame.tolist()) == [1275, 1491, 1507, 1508]
-    assert set(ok.relayed_port) == {3480} and set(ok.legacy_ms) == {True}
+    ok = al[al.allocated_frame.notna()]
+    # Allocate successes (MS-TURN legacy format, LIFETIME 60): frames 1275, 1298, 1307, 1312; relays on port 3480
+    assert sorted(ok.allocated_frame.tolist()) == [1275, 1298, 1307, 1312]
+    assert set(ok.relayed_port) == {3480} and set(ok.legacy_ms) == {True} and set(ok.lifetime) == {60}
+    # Allocates with LIFETIME 0 end three of them: 1485 -> 1491 (50017), 1494 -> 1507 (50036), 1493 -> 1508 (50037)
+    ended = {(r.client_port, r.allocated_frame): (r.state, r.deallocated_frame, r.ended_by) for r in ok.itertuples()}
+    assert ended == {
+        (50016, 1275): ("allocated", pd.NA, ""),
+        (50036, 1298): ("deallocated", 1507, "Allocate LIFETIME 0 (frame 1494)"),
+        (50017, 1307): ("deallocated", 1491, "Allocate LIFETIME 0 (frame 1485)"),
+        (50037, 1312): ("deallocated", 1508, "Allocate LIFETIME 0 (frame 1493)"),
+    }
+    d = ok[ok.client_port == 50017].iloc[0]
+    assert d.deallocated_ts == pd.Timestamp("2020-04-16 12:54:57.663187", tz="UTC")  # tshark -t ud, frame 1491
     # frame 1275 answers a request sent to 52.114.250.141 from 52.114.250.123
     first = ok[ok.allocated_frame == 1275].iloc[0]
     assert first.server == "52.114.250.141" and first.answered_from == "52.114.250.123:3478"
