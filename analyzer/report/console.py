@@ -159,7 +159,9 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
         out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
                   + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
     if not len(calls):
-        out.print("No call found: no ICE checks, TURN allocations or RTP media in this capture.")
+        from .common import no_call_text
+
+        out.print(_esc(no_call_text(a)))
     for c in calls.itertuples(index=False):
         out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
         if c.path:

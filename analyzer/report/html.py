@@ -91,7 +91,7 @@ def verdict_html(a) -> str:
     calls = C.table(a, "calls")
     if calls is not None:
         if len(calls) == 0:
-            return "<p>No call found in this capture (no ICE session and no media).</p>"
+            return f"<p>{esc(C.no_call_text(a))}</p>"
         return table_html(calls, VERDICT_COLUMNS, cls="verdict")
     sessions = C.table(a, "sessions")
     out = '<p class="muted">The topology stage is not available: ICE sessions instead of calls.</p>'

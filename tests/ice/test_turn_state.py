@@ -5,6 +5,7 @@ an allocation but no call. Each expected value is also read back with tshark whe
 from __future__ import annotations
 
 import itertools
+import os
 import struct
 
 import pandas as pd
@@ -120,3 +121,28 @@ def test_permissions_of_the_facebook_relay():
         "192.168.0.102 (frame 71, refused 403 Forbidden Address frame 73), "
         "10.36.43.120 (frame 72, refused 403 Forbidden Address frame 75)"
     )
+
+
+def _verdict(a) -> str:
+    from rich.console import Console
+
+    from analyzer.report.console import print_verdict
+
+    out = Console(width=300, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    print_verdict(a, out)
+    return out.export_text()
+
+
+def test_no_call_verdict_names_the_allocation_it_has(tmp_path):
+    # ntop_nDPI/stun_tcp_multiple_msgs_same_pkt.pcap (tshark): Allocate requests over TCP in frames 2-5, none answered
+    a = analyze(public_capture("ntop_nDPI/stun_tcp_multiple_msgs_same_pkt.pcap"))
+    assert len(a.calls) == 0 and list(a.allocations.state) == ["unanswered"]
+    text = _verdict(a)
+    assert "No call found: 1 TURN allocation (1 unanswered; first frame 2), but no ICE checks or RTP media" in text
+    assert "no TURN allocations" not in text
+    a.to_html(tmp_path / "r.html")
+    assert "1 TURN allocation (1 unanswered; first frame 2)" in (tmp_path / "r.html").read_text()
+    # a crafted allocation that succeeded: still no call (no checks, no media), and the verdict says what it has
+    b = analyze(write(tmp_path, "alloc.pcap", allocate()))
+    text = _verdict(b)
+    assert "No call found: 1 TURN allocation (1 allocated; first frame 1), but no ICE checks or RTP media" in text
