@@ -102,19 +102,12 @@ class Roles:
             for col, role in (("client", "client"), ("relayed_address", "relay"), ("server", "TURN server")):
                 for v in allocs[col].dropna():
                     self.roles[str(v)] = role
-            self.servers = {
-                (str(h), int(p))
-                for h, p in zip(allocs["server"], allocs["server_port"], strict=True)
-                if not pd.isna(h) and not pd.isna(p)
-            }
+            self.servers = {(str(h), int(p)) for h, p in zip(allocs["server"], allocs["server_port"], strict=True)
+                            if not pd.isna(h) and not pd.isna(p)}
         stun = table(a, "stun")
         if stun is not None and len(stun) and "username" in stun:  # Binding without USERNAME: not ICE
-            plain = stun[
-                (stun["method"].astype(str) == "Binding")
-                & (stun["cls"].astype(str) == "request")
-                & stun["username"].isna()
-                & ~stun["relayed"].astype(bool)
-            ]
+            plain = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "request")
+                         & stun["username"].isna() & ~stun["relayed"].astype(bool)]
             for v in plain["dst"].astype(str).unique():
                 self.roles.setdefault(v, "STUN server")
         self.types: dict[str, set[str]] = {}
@@ -155,7 +148,8 @@ class Roles:
 
 
 def _role_rank(role: str) -> int:
-    return {"client": 0, "host": 1, "srflx": 2, "prflx": 2, "relay": 3, "TURN server": 4, "STUN server": 4}.get(role, 5)
+    return {"client": 0, "host": 1, "srflx": 2, "prflx": 2, "relay": 3, "TURN server": 4, "STUN server": 4}.get(
+        role, 5)
 
 
 def stun_events(a) -> pd.DataFrame:
@@ -171,11 +165,8 @@ def stun_events(a) -> pd.DataFrame:
     file = s["file"].to_numpy() if "file" in s else np.zeros(len(s), dtype=int)
     key = pd.Series(list(zip(file, s["transaction_id"], strict=True)), index=s.index)
     ok, bad = set(key[cls == "success"]), set(key[cls == "error"])
-    outcome = pd.Series(
-        np.where(cls == "success", "success", np.where(cls == "error", "error", "indication")),
-        index=s.index,
-        dtype=object,
-    )
+    outcome = pd.Series(np.where(cls == "success", "success", np.where(cls == "error", "error", "indication")),
+                        index=s.index, dtype=object)
     req = cls == "request"
     outcome[req] = [("error" if k in bad else "success" if k in ok else "unanswered") for k in key[req]]
     carries = method.isin(["Send", "Data"])
@@ -203,36 +194,26 @@ def dtls_flights(a) -> pd.DataFrame:
     if len(d) == 0:
         return pd.DataFrame(columns=cols)
     d = d.sort_values(["file", "frame"], kind="stable") if "file" in d else d.sort_values("frame", kind="stable")
-    direction = (
-        d["src"].astype(str) + ":" + d["sport"].astype(str) + ">" + d["dst"].astype(str) + ":" + d["dport"].astype(str)
-    )
+    direction = d["src"].astype(str) + ":" + d["sport"].astype(str) + ">" + d["dst"].astype(str) + ":" + d[
+        "dport"
+    ].astype(str)
     new = direction.ne(direction.shift())
     if "file" in d:
         new |= d["file"].ne(d["file"].shift())
     flight = new.cumsum()
     out = []
     for _, g in d.groupby(flight, sort=True):
-        what = [
-            str(h) if isinstance(h, str) and h else str(c)
-            for h, c in zip(g["handshake_type"], g["content_type"], strict=True)
-        ]
+        what = [str(h) if isinstance(h, str) and h else str(c) for h, c in zip(g["handshake_type"], g["content_type"],
+                                                                                 strict=True)]
         alerts = [str(x) for x in g["alert"] if isinstance(x, str) and x] if "alert" in g else []
         first = g.iloc[0]
-        out.append(
-            {
-                "frame": int(first["frame"]),
-                "ts_ns": int(first["ts_ns"]),
-                "src": str(first["src"]),
-                "sport": int(first["sport"]),
-                "dst": str(first["dst"]),
-                "dport": int(first["dport"]),
-                "relayed": bool(first["relayed"]),
-                "what": ", ".join(dict.fromkeys(what)),
-                "frames": sorted(set(int(f) for f in g["frame"])),
-                "alert": "; ".join(alerts),
-                "retransmission": bool(g["retransmission"].any()) if "retransmission" in g else False,
-            }
-        )
+        out.append({
+            "frame": int(first["frame"]), "ts_ns": int(first["ts_ns"]), "src": str(first["src"]),
+            "sport": int(first["sport"]), "dst": str(first["dst"]), "dport": int(first["dport"]),
+            "relayed": bool(first["relayed"]), "what": ", ".join(dict.fromkeys(what)),
+            "frames": sorted(set(int(f) for f in g["frame"])), "alert": "; ".join(alerts),
+            "retransmission": bool(g["retransmission"].any()) if "retransmission" in g else False,
+        })
     return pd.DataFrame(out, columns=cols)
 
 
@@ -271,14 +252,8 @@ def moments(a) -> pd.DataFrame:
         nom = pairs[pairs["nominated"] & pairs["first_success_frame"].notna()]
         for sess, g in nom.groupby("session"):
             g = g.sort_values("first_success_frame")
-            rows.append(
-                (
-                    "nominated",
-                    int(sess),
-                    int(g["first_success_frame"].iloc[0]),
-                    pd.Timestamp(g["first_success_ts"].iloc[0]).value,
-                )
-            )
+            rows.append(("nominated", int(sess), int(g["first_success_frame"].iloc[0]),
+                         pd.Timestamp(g["first_success_ts"].iloc[0]).value))
     first: dict[int, tuple[int, int]] = {}
     ends = pair_ends(a, selected_only=True)
     from .series import media_spans

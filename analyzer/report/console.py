@@ -166,6 +166,8 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
         out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
         if c.path:
             out.print(f"  path      {_esc(c.path)}")
+        if getattr(c, "moves", ""):
+            out.print(f"  moved     {_esc(c.moves)}")
         out.print(f"  expected  {c.expected or '-'}; observed {c.observed or '-'}")
         out.print(f"  why       {_esc(c.reason)}")
         mine = findings[findings.call == c.call]

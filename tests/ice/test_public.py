@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analyzer import analyze
-from tests.conftest import public_capture
+from tests.conftest import public_capture, tshark_fields
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,27 @@ def test_many_checks_and_errors():
     # frame 2: an RFC 3489 server answered MAPPED-ADDRESS 70.199.128.46:4604 -> srflx
     assert c.loc[("70.199.128.46", 4604)].type == "srflx"
     assert c.loc[("70.199.128.46", 4587)].type == "prflx"  # frame 13, a check response's XOR-MAPPED
+
+
+def test_selected_pair_is_the_rtp_component_not_the_sbc_rtcp_one():
+    # stun-ice-testcall.pcap (tshark): 192.168.43.155:59977 checks the SBC's 23130 (frame 7) and 23131 (frame 8),
+    # both with USE-CANDIDATE, 19 checks each; the SBC's own checks carry PRIORITY 1862270975 from 23130
+    # (frames 17, 26: low byte 0xFF, component 1) and 1862270974 from 23131 (frames 19, 23: 0xFE, component 2)
+    p = public_capture("corelight_zeek-spicy-stun/stun-ice-testcall.pcap")
+    rows = tshark_fields(
+        p,
+        ["frame.number", "udp.srcport", "stun.att.priority"],
+        display_filter="ip.src==155.212.214.188 && stun.type==0x0001",
+    )
+    prio = {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    assert prio[17] == (23130, 1862270975) and prio[19] == (23131, 1862270974)
+    a = analyze(p)
+    pr = a.pairs.set_index(["agent", "local_port", "remote_port"])
+    assert pr.loc[("GwL3AHBovubLvCqn", 59977, 23130)].component == 1
+    assert pr.loc[("GwL3AHBovubLvCqn", 59977, 23131)].component == 2
+    (s,) = a.sessions.itertuples()
+    sel = a.pairs[a.pairs.pair == s.selected_pair].iloc[0]
+    assert (sel.local_port, sel.remote_port, sel.component) == (59977, 23130, 1)
+    assert s.nominated_pair == s.selected_pair
+    assert s.path == "192.168.43.155:59977 host/udp -> 155.212.214.188:23130 unknown"
+    assert not pr.loc[("GwL3AHBovubLvCqn", 59977, 23131)].selected
