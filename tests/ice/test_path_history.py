@@ -83,3 +83,6 @@ def test_relay_leg_without_ice_is_the_same_call_not_a_direct_one(relay_without_i
     text = out.export_text()
     assert "Call 1" not in text and "  moved     relay 192.168.1.10:50000 -> 198.51.100.20:3478" in text
     a.to_html(tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    verdict = page[page.index('class="verdict"') :].split("</table>", 1)[0]
+    assert "relay 192.168.1.10:50000 -&gt; 198.51.100.20:3478" in verdict
