@@ -86,3 +86,11 @@ def test_relay_leg_without_ice_is_the_same_call_not_a_direct_one(relay_without_i
     page = (tmp_path / "r.html").read_text()
     verdict = page[page.index('class="verdict"') :].split("</table>", 1)[0]
     assert "relay 192.168.1.10:50000 -&gt; 198.51.100.20:3478" in verdict
+
+
+def test_ladder_shows_the_nominations(turn_then_direct):
+    from analyzer.report.ladder import messages
+
+    m = messages(analyze(turn_then_direct))
+    checks = m[m.label.str.startswith("check NOMINATION")]
+    assert list(zip(checks.label, checks.frame, strict=True)) == [("check NOMINATION 1", 7), ("check NOMINATION 2", 91)]
