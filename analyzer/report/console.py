@@ -107,6 +107,8 @@ def print_ice(a, out: Console | None = None) -> None:
             t.add_row("path", _esc(s.path))
         if not _isna(s.nominated_pair):
             t.add_row("nominated pair", str(s.nominated_pair))
+        if getattr(s, "nominations", ""):
+            t.add_row("nominations", _esc(s.nominations))
         if s.switches:
             t.add_row("media switched", _esc(s.switches))
         if not _isna(s.restart_of):

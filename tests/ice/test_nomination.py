@@ -8,6 +8,7 @@ import itertools
 import struct
 
 import pandas as pd
+import pytest
 
 from analyzer import analyze
 from tests.capture.writers import pcap_bytes
@@ -88,23 +89,24 @@ def test_nomination_attribute_is_decoded_and_each_renomination_recorded(tmp_path
     ]
 
 
-def test_use_candidate_in_a_retransmission_is_a_nomination(tmp_path):
-    """The first copy has no USE-CANDIDATE; a copy that reuses its transaction id does, then the answer."""
+@pytest.mark.parametrize("answered_first", [False, True])
+def test_use_candidate_in_a_retransmission_is_a_nomination(tmp_path, answered_first):
+    """The first copy has no USE-CANDIDATE; a later copy that reuses its transaction id does (right after
+    it, or after the first copy was answered), then the answer."""
     t = _tid()
-    frames = [
-        _check(A, B, "bb", "aa", t),
-        _check(A, B, "bb", "aa", t, [sb.attr(0x0025, b"")]),
-        _ok(B, A, A, t),
-    ]
+    frames = [_check(A, B, "bb", "aa", t)] + ([_ok(B, A, A, t)] if answered_first else [])
+    frames += [_check(A, B, "bb", "aa", t, [sb.attr(0x0025, b"")]), _ok(B, A, A, t)]
     p = _write(tmp_path, "retx.pcap", frames)
     rows = tshark_fields(p, ["frame.number", "stun.id", "stun.att.type"])
-    assert rows[0][1] == rows[1][1] == rows[2][1]  # one transaction id
-    assert "0x0025" not in rows[0][2].split(",") and "0x0025" in rows[1][2].split(",")
+    assert len({r[1] for r in rows}) == 1  # one transaction id
+    flagged = [int(r[0]) for r in rows if "0x0025" in r[2].split(",")]
+    assert flagged == [3 if answered_first else 2]
     a = analyze(p)
     (pr,) = a.pairs.itertuples()
-    assert pr.nominated and pr.nominated_frame == 2 and (pr.checks, pr.retransmissions) == (1, 1)
+    assert pr.nominated and pr.nominated_frame == flagged[0] and (pr.checks, pr.retransmissions) == (1, 1)
     (s,) = a.sessions.itertuples()
-    assert s.nominated_pair == 0 and s.nominations == "pair 0 frame 2 USE-CANDIDATE"
+    assert s.nominated_pair == 0 and s.nominations == f"pair 0 frame {flagged[0]} USE-CANDIDATE"
+    assert a.nominations.response_frame.tolist() == [len(frames)]  # the answer after the flagged copy
 
 
 def test_private_xor_mapped_address_is_reflexive_not_host(tmp_path):
