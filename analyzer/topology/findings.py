@@ -233,8 +233,7 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
 
 def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
     bad = allocs[allocs.state.isin(["unanswered", "failed"])]
-    ok = allocs.allocated_frame.notna().any()  # one allocation succeeded, even if deallocated since
-    if not len(bad) or (ok and not (bad.state == "failed").any()):
+    if not len(bad) or ((allocs.state == "allocated").any() and not (bad.state == "failed").any()):
         return []
     ev = "; ".join(
         f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}/{r.transport} {r.state}"
@@ -245,7 +244,7 @@ def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
         Finding(
             None,
             "relay-unreachable",
-            "error" if not ok else "warning",
+            "error" if not (allocs.state == "allocated").any() else "warning",
             "TURN allocations unanswered or refused",
             PRINCIPLES["relay"],
             ev[:800],

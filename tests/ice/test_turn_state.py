@@ -146,14 +146,3 @@ def test_no_call_verdict_names_the_allocation_it_has(tmp_path):
     b = analyze(write(tmp_path, "alloc.pcap", allocate()))
     text = _verdict(b)
     assert "No call found: 1 TURN allocation (1 allocated; first frame 1), but no ICE checks or RTP media" in text
-
-
-def test_an_allocation_deallocated_later_still_reached_the_relay(tmp_path):
-    """An unanswered Allocate to a second server beside one that allocated (then LIFETIME 0) is no
-    relay-unreachable error: the relay was reached."""
-    other = ("198.51.100.21", 3478)
-    frames = [udp(CLIENT, other, sb.message("Allocate", "request", [sb.attr(0x0019, b"\x11\0\0\0")], tid()))]
-    frames += allocate() + request("Refresh", [lifetime(0)], "success", [lifetime(0)])
-    a = analyze(write(tmp_path, "reached.pcap", frames))
-    assert sorted(a.allocations.state) == ["deallocated", "unanswered"]
-    assert "relay-unreachable" not in set(a.findings.code)
