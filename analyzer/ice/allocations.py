@@ -88,6 +88,7 @@ class _Alloc:
     mapped: Endpoint | None = None
     allocated_frame: int | None = None
     allocated_ts: int | None = None
+    allocated_tid: str | None = None
     challenged: bool = False
     realm: str | None = None
     nonces: set = field(default_factory=set)
@@ -180,8 +181,14 @@ def build_allocations(stun: pd.DataFrame, relay_traffic: list[dict]) -> pd.DataF
             a.deallocated_frame, a.deallocated_ts = int(r.frame), int(r.ts_ns)
             a.ended_by = f"{req.method} LIFETIME 0 (frame {req.frame})"
             a.refreshes += req.method == "Refresh"
+        elif r.method == "Allocate" and a.allocated_frame is not None:
+            # MS-TURN follows draft-ietf-behave-turn-08, which has no Refresh: a later Allocate on a live
+            # allocation refreshes it; a second answer to the allocating request is a retransmitted response
+            if r.transaction_id != a.allocated_tid:
+                a.refreshes += 1
+                a.lifetime = int(r.lifetime) if pd.notna(r.lifetime) else a.lifetime
         elif r.method == "Allocate":
-            a.allocated_frame, a.allocated_ts = int(r.frame), int(r.ts_ns)
+            a.allocated_frame, a.allocated_ts, a.allocated_tid = int(r.frame), int(r.ts_ns), r.transaction_id
             if isinstance(r.relayed_address, str):
                 a.relayed = (r.relayed_address, int(r.relayed_port))
             if isinstance(r.mapped_address, str):

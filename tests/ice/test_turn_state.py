@@ -146,3 +146,15 @@ def test_no_call_verdict_names_the_allocation_it_has(tmp_path):
     b = analyze(write(tmp_path, "alloc.pcap", allocate()))
     text = _verdict(b)
     assert "No call found: 1 TURN allocation (1 allocated; first frame 1), but no ICE checks or RTP media" in text
+
+
+def test_a_later_allocate_on_a_live_allocation_refreshes_it(tmp_path):
+    """MS-TURN refreshes with Allocate: frames 1-2 allocate, 3 repeats the success (retransmitted
+    response), 4-5 a new Allocate transaction on the same 5-tuple: one allocation, allocated in frame 2."""
+    first = allocate()
+    frames = [*first, first[1], *allocate()]
+    p = write(tmp_path, "refresh.pcap", frames)
+    ids = [r[1] for r in tshark_fields(p, ["frame.number", "stun.id"])]
+    assert ids[0] == ids[1] == ids[2] != ids[3] == ids[4]
+    (a,) = analyze(p).allocations.itertuples()
+    assert (a.state, a.allocated_frame, a.refreshes, a.lifetime) == ("allocated", 2, 1, 600)
