@@ -191,7 +191,7 @@ def _allocations(a: Analysis) -> pd.DataFrame:
     return build_allocations(a.stun, [d.control.relay_traffic for d in a.dissect])
 
 
-def _ice(a: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _ice(a: Analysis) -> tuple[pd.DataFrame, ...]:
     if "_ice" not in a._cache:
         from .ice import sessions
         from .ice.candidates import CandidateBook
@@ -199,8 +199,8 @@ def _ice(a: Analysis) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         book = CandidateBook(a.profile)
         book.learn_servers(a.stun, a.allocations)
         end = max((c.last_ts_ns or 0) for c in a.captures) if a.captures else 0
-        sess, pairs = sessions.build(a.stun, book, a.paths.paths(), _dtls_paths(a), end)
-        a._cache["_ice"] = (book.table(), sess, pairs)
+        ice = sessions.build(a.stun, book, a.paths.paths(), _dtls_paths(a), end)
+        a._cache["_ice"] = (book.table(), ice.sessions, ice.pairs, ice.nominations, ice.path_history)
     return a._cache["_ice"]
 
 
@@ -233,6 +233,16 @@ def _sessions(a: Analysis) -> pd.DataFrame:
 @_table("pairs")
 def _pairs(a: Analysis) -> pd.DataFrame:
     return _ice(a)[2]
+
+
+@_table("nominations")
+def _nominations(a: Analysis) -> pd.DataFrame:
+    return _ice(a)[3]
+
+
+@_table("path_history")
+def _path_history(a: Analysis) -> pd.DataFrame:
+    return _ice(a)[4]
 
 
 def _zones(a: Analysis):

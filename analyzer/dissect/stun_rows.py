@@ -31,6 +31,7 @@ from .stun_tables import (
     A_MAPPED,
     A_MS_VERSION,
     A_MS_XOR_MAPPED,
+    A_NOMINATION,
     A_PEER,
     A_PRIORITY,
     A_RELAYED,
@@ -98,6 +99,7 @@ STUN_COLUMNS = (
     "realm",
     "nonce",
     "size",
+    "nomination",
 )
 _NO_OUTER = (None, None, None, None)
 _UNKNOWN = (None, None)
@@ -197,7 +199,13 @@ def make_row(
         realm if realm is None else str(realm),
         nonce if nonce is None else str(nonce),
         size,
+        _nomination(v.get(A_NOMINATION)),
     )
+
+
+def _nomination(value: Any) -> int | None:
+    """libwebrtc's NOMINATION number; None when absent or not a 4-byte number (the ENF attribute)."""
+    return value if isinstance(value, int) else None
 
 
 def message_row(w: Any, msg: StunMessage) -> tuple:

@@ -275,6 +275,11 @@ def d_location(value: bytes, key: bytes) -> tuple[int, int, int]:
     return value[0], value[1], value[2]
 
 
+def d_nomination(value: bytes, key: bytes) -> int | bytes:
+    """libwebrtc NOMINATION (0xC001): a uint32; any other length is the ENF flow description, kept raw."""
+    return struct.unpack_from("!I", value)[0] if len(value) == 4 else value
+
+
 # (code, name, decoder). Names follow IANA / the MS specifications, as Wireshark shows them.
 ATTRIBUTES: tuple[tuple[int, str, Decoder], ...] = (
     (0x0001, "MAPPED-ADDRESS", d_addr),
@@ -358,7 +363,9 @@ ATTRIBUTES: tuple[tuple[int, str, Decoder], ...] = (
     (0x8090, "MS-ALT-MAPPED-ADDRESS", d_addr),
     (0x8095, "MS-MULTIPLEXED-TURN-SESSION-ID", d_hex),
     (0xC000, "CISCO-STUN-FLOWDATA", d_raw),
-    (0xC001, "ENF-FLOW-DESCRIPTION", d_raw),
+    # IANA lists 0xC001 as ENF-FLOW-DESCRIPTION (Wireshark's name), but the attribute met in captures is
+    # libwebrtc's NOMINATION in ICE checks: a 32-bit nomination number that grows with each renomination
+    (0xC001, "NOMINATION", d_nomination),
     (0xC002, "ENF-NETWORK-STATUS", d_raw),
     (0xC057, "GOOG-NETWORK-INFO", d_network_info),
     (0xC058, "GOOG-LAST-ICE-CHECK-RECEIVED", d_raw),
@@ -393,4 +400,4 @@ A_DESTINATION, A_PEER, A_DATA, A_RELAYED, A_TRANSPORT = 0x0011, 0x0012, 0x0013, 
 A_INTEGRITY_SHA256, A_XOR_MAPPED, A_PRIORITY, A_USE_CANDIDATE = 0x001C, 0x0020, 0x0024, 0x0025
 A_MS_VERSION, A_MS_XOR_MAPPED, A_SOFTWARE, A_FINGERPRINT = 0x8008, 0x8020, 0x8022, 0x8028
 A_ICE_CONTROLLED, A_ICE_CONTROLLING, A_CANDIDATE_ID, A_SERVICE_QUALITY = 0x8029, 0x802A, 0x8054, 0x8055
-A_MS_ALT_MAPPED, A_GOOG_NETWORK_INFO = 0x8090, 0xC057
+A_MS_ALT_MAPPED, A_GOOG_NETWORK_INFO, A_NOMINATION = 0x8090, 0xC057, 0xC001

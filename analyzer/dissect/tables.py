@@ -34,6 +34,7 @@ _NULLABLE_INT = (
     "outer_dport",
     "outer_channel",
     "session",
+    "nomination",
 )
 
 

@@ -19,8 +19,9 @@ from ..dissect.tables import rows
 from ..topology.profile import NetworkProfile, is_private
 
 RELAY_PORTS = frozenset((3478, 3479, 3480, 3481))
-SEEN_ORDER = ("check source", "check destination", "check response")
+SEEN_ORDER = ("check source", "check destination", "check response", "server response")
 TYPE_RANK = {"relay": 0, "srflx": 1, "host": 2, "prflx": 3, "unknown": 4}
+PRIVATE_RULE = "private or local address"
 
 Endpoint = tuple[str, int]
 
@@ -85,7 +86,7 @@ class CandidateBook:
         if ep in self.mapped:
             return "srflx", f"XOR-MAPPED-ADDRESS returned by a STUN/TURN server (frame {self.mapped[ep][1]})"
         if is_private(address):
-            return "host", "private or local address"
+            return "host", PRIVATE_RULE
         if self.profile.capture_point == address:
             return "host", "the capture host's own address (network profile)"
         z = self.profile.zone(address)
@@ -126,6 +127,22 @@ class CandidateBook:
             c = c._replace(foundation=foundation)
         self.found[key] = c
         return c
+
+    def add_gathered(self) -> None:
+        """Server-reflexive addresses a STUN or TURN server returned, as candidates of the agent whose
+        checks leave from their base, also when no check used them: a 10.x XOR-MAPPED-ADDRESS from a
+        server (double NAT) is that agent's srflx candidate, not a host one."""
+        agents: dict[tuple, str] = {}
+        for c in self.found.values():
+            if c.agent and "check source" in c.seen:
+                agents.setdefault((c.file, c.address, c.port), c.agent)
+        for ep, (file, frame, base) in self.mapped.items():
+            agent = agents.get((file, *base))
+            if agent is None:
+                continue
+            transport = next(c.transport for c in self.found.values() if (c.file, c.address, c.port) == (file, *base))
+            if not self.known(agent, *ep, transport):
+                self.add(agent, *ep, transport, frame, file, seen="server response")
 
     def known(self, agent: str | None, address: str, port: int, transport: str) -> bool:
         return (agent, address, port, transport) in self.found

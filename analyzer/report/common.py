@@ -270,3 +270,33 @@ def moments(a) -> pd.DataFrame:
 def pick(df: pd.DataFrame, *names: str) -> str | None:
     """The first of `names` that is a column of df."""
     return next((n for n in names if n in df.columns), None)
+
+
+def no_call_text(a) -> str:
+    """Why no call was found, naming what the capture does hold (an allocation, a stream) and only
+    the evidence that is really absent: 'no TURN allocations' for a capture with one misleads."""
+    seen, absent = [], []
+    al, se, st = table(a, "allocations"), table(a, "sessions"), table(a, "streams")
+    if al is not None and len(al):
+        states = ", ".join(f"{n} {s}" for s, n in al.state.value_counts().items())
+        frames = ", ".join(str(int(f)) for f in al.first_frame.head(5))
+        seen.append(f"{len(al)} TURN allocation{'s' * (len(al) > 1)} ({states}; first frame {frames})")
+    else:
+        absent.append("TURN allocations")
+    if se is not None and len(se):
+        seen.append(f"{len(se)} ICE session{'s' * (len(se) > 1)}")
+    else:
+        absent.append("ICE checks")
+    if st is not None and len(st):
+        from ..topology.calls import MIN_MEDIA_CALL
+
+        most = int(st.packets.max())
+        why = f"at most {most} packets, fewer than a call's {MIN_MEDIA_CALL}" if most < MIN_MEDIA_CALL else "no call"
+        seen.append(f"{len(st)} RTP stream{'s' * (len(st) > 1)} ({why})")
+    else:
+        absent.append("RTP media")
+    text = "No call found: " + "; ".join(seen)
+    if absent:
+        text += (", but " if seen else "") + "no " + (", ".join(absent[:-1]) + " or " if len(absent) > 1 else "")
+        text += absent[-1]
+    return text + " in this capture."

@@ -107,6 +107,8 @@ def print_ice(a, out: Console | None = None) -> None:
             t.add_row("path", _esc(s.path))
         if not _isna(s.nominated_pair):
             t.add_row("nominated pair", str(s.nominated_pair))
+        if getattr(s, "nominations", ""):
+            t.add_row("nominations", _esc(s.nominations))
         if s.switches:
             t.add_row("media switched", _esc(s.switches))
         if not _isna(s.restart_of):
@@ -159,11 +161,15 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
         out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
                   + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
     if not len(calls):
-        out.print("No call found: no ICE checks, TURN allocations or RTP media in this capture.")
+        from .common import no_call_text
+
+        out.print(_esc(no_call_text(a)))
     for c in calls.itertuples(index=False):
         out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
         if c.path:
             out.print(f"  path      {_esc(c.path)}")
+        if getattr(c, "moves", ""):
+            out.print(f"  moved     {_esc(c.moves)}")
         out.print(f"  expected  {c.expected or '-'}; observed {c.observed or '-'}")
         out.print(f"  why       {_esc(c.reason)}")
         mine = findings[findings.call == c.call]

@@ -23,7 +23,7 @@ from . import common as C
 
 MAX_ROWS = 1000
 FIGURES = (("timeline", "Timeline"), ("ladder", "Ladder"), ("path_diagram", "Media path"))
-VERDICT_COLUMNS = ("call", "topology", "path", "expected", "observed", "reason", "participants")
+VERDICT_COLUMNS = ("call", "topology", "path", "moves", "expected", "observed", "reason", "participants")
 SESSION_COLUMNS = ("session", "state", "ufrags", "controlling", "path", "selected_by", "connected_frame")
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px;
@@ -91,7 +91,7 @@ def verdict_html(a) -> str:
     calls = C.table(a, "calls")
     if calls is not None:
         if len(calls) == 0:
-            return "<p>No call found in this capture (no ICE session and no media).</p>"
+            return f"<p>{esc(C.no_call_text(a))}</p>"
         return table_html(calls, VERDICT_COLUMNS, cls="verdict")
     sessions = C.table(a, "sessions")
     out = '<p class="muted">The topology stage is not available: ICE sessions instead of calls.</p>'

@@ -36,7 +36,10 @@ def messages(a) -> pd.DataFrame:
     s = C.stun_events(a)
     if len(s):
         method = s["method"].astype(str)
-        uc = s[(method == "Binding") & s["use_candidate"].fillna(False).astype(bool)] if "use_candidate" in s else s[:0]
+        flag = s["use_candidate"].fillna(False).astype(bool) if "use_candidate" in s else method != method
+        if "nomination" in s:  # libwebrtc's NOMINATION nominates as USE-CANDIDATE does
+            flag |= s["nomination"].fillna(0).astype("int64") > 0
+        uc = s[(method == "Binding") & flag]
         uc_tids = set(uc["transaction_id"])
         keep = method.isin(C.TURN_METHODS) | ((method == "Binding") & s["transaction_id"].isin(uc_tids))
         for r in s[keep].to_dict(orient="records"):
@@ -45,7 +48,7 @@ def messages(a) -> pd.DataFrame:
             code = f" {int(r['error_code'])}" if r.get("error_code") is not None and not pd.isna(r["error_code"]) \
                 else ""
             label = f"{r['method']} {r['cls']}{code}" if kind != "USE-CANDIDATE check" else (
-                "check USE-CANDIDATE" if r["cls"] == "request" else f"check {r['cls']}{code}")
+                _nominating(r) if r["cls"] == "request" else f"check {r['cls']}{code}")
             extra = [f"{k}: {C.esc(r.get(c))}" for k, c in (("reason", "error_reason"), ("USERNAME", "username"),
                                                               ("SOFTWARE", "software"), ("peer", "peer_address"),
                                                               ("channel", "channel"), ("lifetime", "lifetime"))
@@ -61,6 +64,11 @@ def messages(a) -> pd.DataFrame:
                      bool(f.relayed), extra))
     cols = ["kind", "label", "frame", "ts_ns", "src", "sport", "dst", "dport", "error", "relayed", "extra"]
     return pd.DataFrame(rows, columns=cols).sort_values(["ts_ns", "frame"], kind="stable").reset_index(drop=True)
+
+
+def _nominating(r: dict) -> str:
+    n = r.get("nomination")
+    return "check USE-CANDIDATE" if r.get("use_candidate") or n is None or pd.isna(n) else f"check NOMINATION {n}"
 
 
 def ladder(a) -> go.Figure:

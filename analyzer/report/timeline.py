@@ -130,6 +130,8 @@ def _stun_lines(s: pd.DataFrame) -> list[list[str]]:
                 lines.append(f"{label}: {v}")
         if r.get("use_candidate"):
             lines.append("USE-CANDIDATE")
+        if C.esc(r.get("nomination")):
+            lines.append(f"NOMINATION {C.esc(r.get('nomination'))}")
         lines.append(f"transaction {C.esc(r['transaction_id'])}")
         out.append(lines)
     return out

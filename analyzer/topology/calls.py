@@ -45,6 +45,7 @@ class Call:
     path: str = ""
     relayed: bool = False
     tunnel: object = None  # a VPN tunnel carrying the call's media, when nothing else of the call is visible
+    moves: str = ""  # the media's earlier paths and why it moved (path_moves); the topology judges the last
 
 
 def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str]:
@@ -100,6 +101,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
         c.agents += [s.agent_a, s.agent_b]
         if sel is not None:
             c.selected.append(sel)
+    used_ends |= _history_ends(a)  # a session's own media on a path no check covered is not another call
     for p in paths:  # media with no ICE session: one call per pair of hosts
         ends = frozenset(((p.src, p.sport), (p.dst, p.dport)))
         wire = frozenset(((p.wire_src, p.wire_sport), (p.wire_dst, p.wire_dport)))
@@ -127,6 +129,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
             c.media_ends.append(ends)
     for c in calls:
         _classify(c, a, zm, cands)
+        c.moves = path_moves(a, c.sessions)
     busy = [t for t in zm.tunnels if t.busy_seconds >= 2]
     _follow_tunnels(calls, busy, a, zm, paths)
     vpn_calls = [c for c in calls if any(v[0] in ("vpn", "vpn-user") for v in c.locations.values())]
@@ -180,6 +183,27 @@ def _reclassify(c: Call, a, zm: ZoneMap) -> None:
         "vpn-external-direct" if "internet" in others else "undetermined")
     c.reason = "a VPN user takes part (its media follows a VPN tunnel). Participants: " + "; ".join(
         f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
+
+
+def _history_ends(a) -> set[frozenset]:
+    """Endpoint pairs of every leg in the sessions' path history (ice/paths.py)."""
+    h = a.path_history
+    return {frozenset(((r.src, int(r.sport)), (r.dst, int(r.dport)))) for r in h.itertuples(index=False)}
+
+
+def path_moves(a, sessions: list[int]) -> str:
+    """The switches of a call's media, from the path history: 'relay ... (frames 1-80, 80 packets) =>
+    direct ... (frames 85-204, 120 packets; nominated: ...)'; empty when media kept one path."""
+    h = a.path_history
+    out = []
+    for _, legs in h[h.session.isin(sessions)].groupby("session", sort=True):
+        if len(legs) < 2:
+            continue
+        out.append(" => ".join(
+            f"{g.kind} {g.description} (frames {g.first_frame}-{g.last_frame}, {g.packets} packets"
+            + (f"; {g.reason})" if g.leg else ")")
+            for g in legs.itertuples(index=False)))
+    return "; ".join(out)
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -308,9 +332,11 @@ def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
                 "relayed": c.relayed,
                 "sessions": ",".join(map(str, c.sessions)),
                 "participants": ", ".join(f"{k} ({v[0]})" for k, v in c.locations.items()),
+                "moves": c.moves,
             }
         )
-    cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants"]
+    cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants",
+            "moves"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -3,10 +3,11 @@ the packets with tshark (frame numbers, addresses, ufrags, attribute values) bef
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from analyzer import analyze
-from tests.conftest import public_capture
+from tests.conftest import public_capture, tshark_fields
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +115,20 @@ def test_ice_failure_session(ntop_stun):
 def test_teams_ms_turn_allocations_and_ms_ice2_sessions():
     a = analyze(public_capture("ntop_nDPI/teams.pcap"))
     al = a.allocations
-    ok = al[al.state == "allocated"]
-    # Allocate successes (MS-TURN legacy format): frames 1275, 1491, 1507, 1508; relays on port 3480
-    assert sorted(ok.allocated_frame.tolist()) == [1275, 1491, 1507, 1508]
-    assert set(ok.relayed_port) == {3480} and set(ok.legacy_ms) == {True}
+    ok = al[al.allocated_frame.notna()]
+    # Allocate successes (MS-TURN legacy format, LIFETIME 60): frames 1275, 1298, 1307, 1312; relays on port 3480
+    assert sorted(ok.allocated_frame.tolist()) == [1275, 1298, 1307, 1312]
+    assert set(ok.relayed_port) == {3480} and set(ok.legacy_ms) == {True} and set(ok.lifetime) == {60}
+    # Allocates with LIFETIME 0 end three of them: 1485 -> 1491 (50017), 1494 -> 1507 (50036), 1493 -> 1508 (50037)
+    ended = {(r.client_port, r.allocated_frame): (r.state, r.deallocated_frame, r.ended_by) for r in ok.itertuples()}
+    assert ended == {
+        (50016, 1275): ("allocated", pd.NA, ""),
+        (50036, 1298): ("deallocated", 1507, "Allocate LIFETIME 0 (frame 1494)"),
+        (50017, 1307): ("deallocated", 1491, "Allocate LIFETIME 0 (frame 1485)"),
+        (50037, 1312): ("deallocated", 1508, "Allocate LIFETIME 0 (frame 1493)"),
+    }
+    d = ok[ok.client_port == 50017].iloc[0]
+    assert d.deallocated_ts == pd.Timestamp("2020-04-16 12:54:57.663187", tz="UTC")  # tshark -t ud, frame 1491
     # frame 1275 answers a request sent to 52.114.250.141 from 52.114.250.123
     first = ok[ok.allocated_frame == 1275].iloc[0]
     assert first.server == "52.114.250.141" and first.answered_from == "52.114.250.123:3478"
@@ -162,3 +173,27 @@ def test_many_checks_and_errors():
     # frame 2: an RFC 3489 server answered MAPPED-ADDRESS 70.199.128.46:4604 -> srflx
     assert c.loc[("70.199.128.46", 4604)].type == "srflx"
     assert c.loc[("70.199.128.46", 4587)].type == "prflx"  # frame 13, a check response's XOR-MAPPED
+
+
+def test_selected_pair_is_the_rtp_component_not_the_sbc_rtcp_one():
+    # stun-ice-testcall.pcap (tshark): 192.168.43.155:59977 checks the SBC's 23130 (frame 7) and 23131 (frame 8),
+    # both with USE-CANDIDATE, 19 checks each; the SBC's own checks carry PRIORITY 1862270975 from 23130
+    # (frames 17, 26: low byte 0xFF, component 1) and 1862270974 from 23131 (frames 19, 23: 0xFE, component 2)
+    p = public_capture("corelight_zeek-spicy-stun/stun-ice-testcall.pcap")
+    rows = tshark_fields(
+        p,
+        ["frame.number", "udp.srcport", "stun.att.priority"],
+        display_filter="ip.src==155.212.214.188 && stun.type==0x0001",
+    )
+    prio = {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    assert prio[17] == (23130, 1862270975) and prio[19] == (23131, 1862270974)
+    a = analyze(p)
+    pr = a.pairs.set_index(["agent", "local_port", "remote_port"])
+    assert pr.loc[("GwL3AHBovubLvCqn", 59977, 23130)].component == 1
+    assert pr.loc[("GwL3AHBovubLvCqn", 59977, 23131)].component == 2
+    (s,) = a.sessions.itertuples()
+    sel = a.pairs[a.pairs.pair == s.selected_pair].iloc[0]
+    assert (sel.local_port, sel.remote_port, sel.component) == (59977, 23130, 1)
+    assert s.nominated_pair == s.selected_pair
+    assert s.path == "192.168.43.155:59977 host/udp -> 155.212.214.188:23130 unknown"
+    assert not pr.loc[("GwL3AHBovubLvCqn", 59977, 23131)].selected
