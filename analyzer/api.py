@@ -70,9 +70,25 @@ class Analysis:
             raise AttributeError(f"table {name!r} needs analyze(..., stages='all')")
         cache = self.__dict__["_cache"]
         if name not in cache:
-            cache[name] = _normalize(builders[name](self))
+            cache[name] = _normalize(self._build(name))
             give_back_memory()  # building a table leaves freed temporaries in the heap
         return cache[name]
+
+    def _build(self, name: str) -> Any:
+        """Build one table. A failure of the outermost build is salvaged: the rows it cannot handle are
+        left out and counted as damaged (analyzer/salvage.py), so one bad row never ends the analysis."""
+        d = self.__dict__
+        d["_depth"] = d.get("_depth", 0) + 1
+        try:
+            return _BUILDERS[name](self)
+        except Exception as exc:
+            if d["_depth"] > 1 or name in DISSECT_TABLES:
+                raise
+            from .salvage import salvage
+
+            return salvage(self, name, lambda: _BUILDERS[name](self), exc)
+        finally:
+            d["_depth"] -= 1
 
     def timeline(self):
         """Plotly figure: lanes per endpoint pair with STUN/TURN messages (success green, error red,

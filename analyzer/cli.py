@@ -12,8 +12,15 @@ from .capture.errors import CaptureError
 
 
 def _fail(err: CaptureError) -> None:
-    click.echo(f"callflow: error: {err}", err=True)
+    from .report.console import printable
+
+    click.echo(f"callflow: error: {printable(err)}", err=True)
     sys.exit(2)
+
+
+def _json(doc, **kw) -> str:
+    """JSON for a terminal: json escapes every control character but DEL; escape that one too."""
+    return json.dumps(doc, **kw).replace("\x7f", "\\u007f")
 
 
 class _Progress:
@@ -25,15 +32,16 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
-            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            from .report.console import console
 
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=console(stderr=True),
                 transient=True,
             )
             self._bar.__enter__()
@@ -42,7 +50,9 @@ class _Progress:
     def file(self, name: str):
         if self._bar is None:
             return None
-        task = self._bar.add_task(name, total=None)
+        from .report.console import safe_markup
+
+        task = self._bar.add_task(safe_markup(name), total=None)
 
         def update(done: int, total: int) -> None:
             self._bar.update(task, completed=done, total=total)
@@ -76,7 +86,7 @@ def summary(captures: tuple[str, ...], as_json: bool, progress: bool) -> None:
     results = result.captures
     if as_json:
         out = [r.to_dict() for r in results]
-        click.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+        click.echo(_json(out[0] if len(out) == 1 else out, indent=2))
         return
     from .report.console import print_summary
 
@@ -102,7 +112,7 @@ def ice(captures: tuple[str, ...], as_json: bool, network: str | None, progress:
             _fail(e)
     if as_json:
         doc = {name: records(getattr(a, name)) for name in ("sessions", "candidates", "pairs", "allocations")}
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(_json(doc, indent=2, default=str))
         return
     print_ice(a)
 
@@ -152,7 +162,9 @@ def timeline(captures: tuple[str, ...], output: str, network: str | None, progre
         except CaptureError as e:
             _fail(e)
     write_figure(a.timeline(), output, "Call timeline: " + ", ".join(captures))
-    click.echo(f"wrote {output}")
+    from .report.console import printable
+
+    click.echo(f"wrote {printable(output)}")
 
 
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults
@@ -190,19 +202,22 @@ def profile(init_path: str | None, profile: str | None) -> None:
     if init_path:
         with open(init_path, "x") as f:
             f.write(PROFILE_EXAMPLE)
-        click.echo(f"wrote {init_path}")
+        from .report.console import printable
+
+        click.echo(f"wrote {printable(init_path)}")
         return
+    from .report.console import printable
     from .topology.profile import NetworkProfile
 
     try:
         p = NetworkProfile.load(profile)
     except (OSError, ValueError) as e:
-        click.echo(f"callflow: error: {profile}: {e}", err=True)
+        click.echo(f"callflow: error: {printable(profile)}: {printable(e)}", err=True)
         sys.exit(2)
     for name in ("customer", "egress", "vpn_pools", "concentrators", "cloud", "relays", "media", "sbc"):
         nets = getattr(p, name)
-        click.echo(f"{name:14} {', '.join(map(str, nets)) or '-'}")
-    click.echo(f"{'capture point':14} {p.capture_point or '-'}")
+        click.echo(f"{name:14} {printable(', '.join(map(str, nets))) or '-'}")
+    click.echo(f"{'capture point':14} {printable(p.capture_point or '-')}")
 
 
 if __name__ == "__main__":
