@@ -363,6 +363,11 @@ def analyze(
             summary.messages = result.messages
             summary.confirmed = result.confirmed
             summary.rejected = result.rejected
+            if result.damaged:
+                from .dissect.stage import DAMAGE_KIND
+
+                summary.damaged[DAMAGE_KIND] = len(result.damaged)
+                summary.damage_notes.extend(result.damaged[:50])
             summaries.append(summary)
             dissected.append(result)
     give_back_memory()  # the capture pass's per-chunk temporaries

@@ -239,18 +239,21 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
 
 
 def _left_out(out: Console, s: CaptureSummary) -> None:
-    """Rows the analysis could not use (analyzer/salvage.py): the verdict rests on the others."""
-    from ..salvage import DAMAGE_KIND
+    """Packets and rows the analysis could not use (dissect stage, analyzer/salvage.py): the verdict
+    rests on the others; say which."""
+    from ..dissect.stage import DAMAGE_KIND as PACKETS
+    from ..salvage import DAMAGE_KIND as ROWS
 
-    n = s.damaged.get(DAMAGE_KIND, 0)
-    if not n:
-        return
-    out.print(f"  [yellow]{n:,} {DAMAGE_KIND}[/yellow] (the verdict rests on the others):")
-    notes = [x for x in s.damage_notes if "could not use" in x]
-    for note in notes[:3]:
-        out.print(f"    {_esc(note)}")
-    if len(notes) > 3:
-        out.print(f"    ... {len(notes) - 3:,} more (callflow summary, or Analysis.captures)")
+    for kind in (PACKETS, ROWS):
+        n = s.damaged.get(kind, 0)
+        if not n:
+            continue
+        out.print(f"  [yellow]{n:,} {kind}[/yellow] (the verdict rests on the others):")
+        notes = [x for x in s.damage_notes if x.endswith("left out") and ("dissectors" in x) == (kind == PACKETS)]
+        for note in notes[:3]:
+            out.print(f"    {_esc(note)}")
+        if len(notes) > 3:
+            out.print(f"    ... {len(notes) - 3:,} more (callflow summary, or Analysis.captures)")
 
 
 def _finding(out: Console, f) -> None:

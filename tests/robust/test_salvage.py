@@ -87,3 +87,31 @@ def test_channel_bind_without_peer_never_ends_the_analysis(tmp_path):
     a.to_json()
     a.to_html(tmp_path / "r.html")
     assert len(a.allocations) == 1
+
+
+def test_a_packet_a_dissector_cannot_handle_is_counted(monkeypatch):
+    from analyzer.dissect.control import ControlDissector
+    from analyzer.dissect.stage import DAMAGE_KIND as PACKETS
+
+    frames = _stun_frames(CALL)
+    bad = frames[3]
+    real = ControlDissector.stun
+
+    def fussy(self, w, data, depth=0):
+        if w.frame == bad and not w.relayed:
+            raise IndexError("index out of range")
+        return real(self, w, data, depth)
+
+    monkeypatch.setattr(ControlDissector, "stun", fussy)
+    a = analyze(CALL)
+    s = a.captures[0]
+    assert s.damaged[PACKETS] == 1
+    assert f"frame {bad}: a packet the dissectors could not handle (IndexError: index out of range); left out" in (
+        s.damage_notes
+    )
+    buf = io.StringIO()
+    print_verdict(a, console(buf))
+    assert f"1 {PACKETS} (the verdict rests on the others):" in buf.getvalue()
+    assert a.stun.frame.tolist() == [f for f in frames if f != bad]
+    for name in a.tables:
+        getattr(a, name)
