@@ -44,6 +44,9 @@ class Report:
     crashes: dict[str, Crash] = field(default_factory=dict)
     crash_runs: int = 0
     warnings: dict[str, int] = field(default_factory=dict)
+    # rows and packets the analysis left out rather than crash (salvage.py, the dissect stage): each is
+    # a stage that could not handle its input, a bug to fix even though nothing escaped
+    left_out: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # error -> (count, seed, run)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -58,6 +61,10 @@ class Report:
             out.append(f"    replay: python -m analyzer.fuzz --seed {c.seed} --run {c.run}  ({', '.join(c.sources)})")
         for w, n in sorted(self.warnings.items()):
             out.append(f"  warning x{n}: {w[:160]}")
+        if self.left_out:
+            out.append(f"left out rather than crash: {sum(n for n, _, _ in self.left_out.values()):,} rows or packets")
+        for err, (n, seed, run) in sorted(self.left_out.items()):
+            out.append(f"  x{n}: {err[:160]}  (--seed {seed} --run {run})")
         return out
 
 
@@ -129,8 +136,9 @@ def make_run(
     return paths, names, mutated, damaged
 
 
-def exercise(paths: list[str], workdir: str) -> bool:
-    """Everything a user can ask for; False when the files are unreadable (CaptureError: exit 2)."""
+def exercise(paths: list[str], workdir: str, left_out: list[str] | None = None) -> bool:
+    """Everything a user can ask for; False when the files are unreadable (CaptureError: exit 2).
+    The notes of rows and packets left out go to `left_out`."""
     from ..api import analyze
     from ..capture.errors import CaptureError
     from ..report.console import console, print_ice, print_summary, print_verdict
@@ -151,6 +159,8 @@ def exercise(paths: list[str], workdir: str) -> bool:
     print_ice(a, out)
     from .oracle import raw_controls
 
+    if left_out is not None:
+        left_out += [n for s in a.captures for n in s.damage_notes if n.endswith("; left out")]
     bad = raw_controls(buf.getvalue())
     if bad:
         raise AssertionError(f"raw control characters on the console: {bad[:5]}")
@@ -190,8 +200,9 @@ def fuzz(
             rep.damaged_files += damaged
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                notes: list[str] = []
                 try:
-                    if not exercise(paths, workdir):
+                    if not exercise(paths, workdir, notes):
                         rep.unreadable += 1
                 except Exception as exc:  # what escaped: the point of the exercise
                     sig = _signature(exc)
@@ -200,6 +211,11 @@ def fuzz(
                         rep.crashes[sig] = Crash(sig, str(exc), seed, run, names, traceback.format_exc())
                         if save:
                             _save(save, seed, run, paths)
+            for note in notes:
+                err = note.split(" (", 1)[-1].split(")", 1)[0] if " (" in note else note
+                key = note.split(": ", 1)[-1].split(" (", 1)[0] + ": " + err[:90]
+                n0, s0, r0 = rep.left_out.get(key, (0, seed, run))
+                rep.left_out[key] = (n0 + 1, s0, r0)
             for w in caught:
                 key = f"{w.category.__name__} {Path(w.filename).name}:{w.lineno}: {w.message}"
                 rep.warnings[key] = rep.warnings.get(key, 0) + 1
