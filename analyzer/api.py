@@ -303,6 +303,8 @@ def _normalize(df):
     for c in df.columns:
         if c == "ts" or c.endswith("_ts") or c in ("first_time", "last_time"):
             col = df[c]
+            if pd.api.types.is_integer_dtype(col.dtype):  # sr_rtp_ts: RTP clock ticks, not a time
+                continue
             if isinstance(col.dtype, pd.DatetimeTZDtype) and str(col.dtype.unit) == "ns":
                 continue
             if c in ("first_time", "last_time"):
