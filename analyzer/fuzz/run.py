@@ -21,7 +21,7 @@ from .mutate import damage_file, mutate_records
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCES = (REPO / "captures", REPO.parent / "shared" / "captures" / "public")
-REPEATS = (1, 1, 2, 4, 8, 16)
+REPEATS = (1, 2, 4, 8, 16, 32, 64)
 DENSITIES = (0.005, 0.02, 0.05, 0.2, 0.5, 1.0, 1.0)  # one packet in a good call up to every packet
 
 
