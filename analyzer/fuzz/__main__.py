@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
 import click
 
 from .run import fuzz
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
@@ -33,6 +38,7 @@ def main(packets, seconds, runs, seed, only_run, save, every) -> None:
                 flush=True,
             )
 
+    signal.signal(signal.SIGTERM, _interrupt)
     rep = fuzz(seed, packets=packets, seconds=seconds, runs=runs, only_run=only_run, save=save, progress=progress)
     print("\n".join(rep.lines()))
     if only_run is not None:

@@ -193,34 +193,10 @@ def fuzz(
     run = only_run if only_run is not None else 0
     with tempfile.TemporaryDirectory(prefix="callflow-fuzz-") as workdir:
         while True:
-            rng = random.Random(f"{seed}/{run}")
-            paths, names, n, damaged = make_run(rng, pool, workdir)
-            rep.runs += 1
-            rep.mutated_packets += n
-            rep.damaged_files += damaged
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                notes: list[str] = []
-                try:
-                    if not exercise(paths, workdir, notes):
-                        rep.unreadable += 1
-                except Exception as exc:  # what escaped: the point of the exercise
-                    sig = _signature(exc)
-                    rep.crash_runs += 1
-                    if sig not in rep.crashes:
-                        rep.crashes[sig] = Crash(sig, str(exc), seed, run, names, traceback.format_exc())
-                        if save:
-                            _save(save, seed, run, paths)
-            for note in notes:
-                err = note.split(" (", 1)[-1].split(")", 1)[0] if " (" in note else note
-                key = note.split(": ", 1)[-1].split(" (", 1)[0] + ": " + err[:90]
-                n0, s0, r0 = rep.left_out.get(key, (0, seed, run))
-                rep.left_out[key] = (n0 + 1, s0, r0)
-            for w in caught:
-                key = f"{w.category.__name__} {Path(w.filename).name}:{w.lineno}: {w.message}"
-                rep.warnings[key] = rep.warnings.get(key, 0) + 1
-            for p in paths:
-                os.unlink(p)
+            try:
+                _one(rep, seed, run, pool, workdir, save)
+            except KeyboardInterrupt:  # stopped from outside (SIGINT, SIGTERM): the report so far
+                break
             rep.seconds = time.monotonic() - start
             if progress is not None:
                 progress(rep)
@@ -231,7 +207,40 @@ def fuzz(
                 break
             if seconds is not None and rep.seconds >= seconds:
                 break
+    rep.seconds = time.monotonic() - start
     return rep
+
+
+def _one(rep: Report, seed: int, run: int, pool: list, workdir: str, save: str | None) -> None:
+    """One run, its outcome added to `rep`."""
+    rng = random.Random(f"{seed}/{run}")
+    paths, names, n, damaged = make_run(rng, pool, workdir)
+    rep.runs += 1
+    rep.mutated_packets += n
+    rep.damaged_files += damaged
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if not exercise(paths, workdir, notes):
+                rep.unreadable += 1
+        except Exception as exc:  # what escaped: the point of the exercise
+            sig = _signature(exc)
+            rep.crash_runs += 1
+            if sig not in rep.crashes:
+                rep.crashes[sig] = Crash(sig, str(exc), seed, run, names, traceback.format_exc())
+                if save:
+                    _save(save, seed, run, paths)
+    for note in notes:
+        what, _, err = note.partition(" (")  # 'frame N: a stun row the T table could not use (E: msg); left out'
+        key = what.split(": ", 1)[-1] + ": " + err.removesuffix("); left out")[:100]
+        n0, s0, r0 = rep.left_out.get(key, (0, seed, run))
+        rep.left_out[key] = (n0 + 1, s0, r0)
+    for w in caught:
+        key = f"{w.category.__name__} {Path(w.filename).name}:{w.lineno}: {w.message}"
+        rep.warnings[key] = rep.warnings.get(key, 0) + 1
+    for p in paths:
+        os.unlink(p)
 
 
 def _save(folder: str, seed: int, run: int, paths: list[str]) -> None:
