@@ -123,7 +123,7 @@ def make_run(
         cap = _copy(base, rng.choice(REPEATS))
         mutated += mutate_records(rng, cap, rng.choice(DENSITIES))
         raw = dump(cap)
-        if rng.random() < 0.15:
+        if rng.random() < 0.3:
             raw = damage_file(rng, cap, raw)
             damaged = True
         ext = ".pcapng" if cap.kind == "pcapng" else ".pcap"
