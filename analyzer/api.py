@@ -368,8 +368,8 @@ def analyze(
             if result.damaged:
                 from .dissect.stage import DAMAGE_KIND
 
-                summary.damaged[DAMAGE_KIND] = len(result.damaged)
-                summary.damage_notes.extend(result.damaged[:50])
+                summary.damaged[DAMAGE_KIND] = result.damaged_total
+                summary.damage_notes.extend(result.damaged)
             summaries.append(summary)
             dissected.append(result)
     give_back_memory()  # the capture pass's per-chunk temporaries

@@ -38,7 +38,8 @@ class DissectResult:
     confirmed: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
-    damaged: list[str] = field(default_factory=list)  # packets a dissector could not handle, with why
+    damaged: list[str] = field(default_factory=list)  # the first packets a dissector could not handle, with why
+    damaged_total: int = 0
 
 
 DAMAGE_KIND = "packets the dissectors could not handle"
@@ -62,11 +63,14 @@ class DissectStage:
         self._rtp_invalid = 0
         self._rtcp_ok = 0
         self.damaged: list[str] = []
+        self.damaged_total = 0
 
     def _damage(self, frame: int, exc: Exception) -> None:
-        """A packet that made a dissector fail is counted and named, and the pass goes on."""
-        self.damaged.append(f"frame {frame}: a packet the dissectors could not handle ({type(exc).__name__}: "
-                            f"{str(exc)[:200]}); left out")
+        """A packet that made a dissector fail is counted (the first ones named) and the pass goes on."""
+        self.damaged_total += 1
+        if len(self.damaged) < 50:
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.damaged.append(f"frame {frame}: a packet the dissectors could not handle ({why}); left out")
 
     # ------------------------------------------------------------------ per batch
     def add(self, b: PacketBatch) -> list[MediaBatch]:
@@ -291,4 +295,5 @@ class DissectStage:
             rejected={k: v for k, v in rejected.items() if v},
             messages=dict(sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))),
             damaged=list(self.damaged),
+            damaged_total=self.damaged_total,
         )
