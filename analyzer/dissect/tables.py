@@ -64,9 +64,16 @@ def frame_table(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
     df = pd.DataFrame.from_records(rows, columns=list(columns))
     df.insert(2, "ts", pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True))
     for c in _NULLABLE_INT:
-        if c in df:
-            i = columns.index(c)
-            df[c] = nullable_ints([r[i] for r in rows], "UInt64" if c == "tie_breaker" else "Int64")
+        if c not in df:
+            continue
+        if c != "tie_breaker":  # 16- and 32-bit fields: exact through float64, and fast
+            try:
+                df[c] = df[c].astype("Int64")
+                continue
+            except (TypeError, ValueError, OverflowError):  # a value no integer: built one by one below
+                pass
+        i = columns.index(c)
+        df[c] = nullable_ints([r[i] for r in rows], "UInt64" if c == "tie_breaker" else "Int64")
     for c in _CATEGORIES:
         if c in df:
             df[c] = df[c].astype("category")
