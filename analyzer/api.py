@@ -70,7 +70,7 @@ class Analysis:
             raise AttributeError(f"table {name!r} needs analyze(..., stages='all')")
         cache = self.__dict__["_cache"]
         if name not in cache:
-            cache[name] = _normalize(builders[name](self))
+            cache[name] = _normalize(self._build(name))
             give_back_memory()  # building a table leaves freed temporaries in the heap
         return cache[name]
 
@@ -98,6 +98,21 @@ class Analysis:
                                                           if by else ""))
         lines.append(f"  tables: {', '.join(self.tables)}")
         return "\n".join(lines)
+    def _build(self, name: str) -> Any:
+        """Build one table. A failure of the outermost build is salvaged: the rows it cannot handle are
+        left out and counted as damaged (analyzer/salvage.py), so one bad row never ends the analysis."""
+        d = self.__dict__
+        d["_depth"] = d.get("_depth", 0) + 1
+        try:
+            return _BUILDERS[name](self)
+        except Exception as exc:
+            if d["_depth"] > 1 or name in DISSECT_TABLES:
+                raise
+            from .salvage import salvage
+
+            return salvage(self, name, lambda: _BUILDERS[name](self), exc)
+        finally:
+            d["_depth"] -= 1
 
     def timeline(self):
         """Plotly figure: lanes per endpoint pair with STUN/TURN messages (success green, error red,
@@ -322,6 +337,8 @@ def _normalize(df):
     for c in df.columns:
         if c == "ts" or c.endswith("_ts") or c in ("first_time", "last_time"):
             col = df[c]
+            if pd.api.types.is_integer_dtype(col.dtype):  # sr_rtp_ts: RTP clock ticks, not a time
+                continue
             if isinstance(col.dtype, pd.DatetimeTZDtype) and str(col.dtype.unit) == "ns":
                 continue
             if c in ("first_time", "last_time"):
@@ -385,6 +402,11 @@ def analyze(
             summary.messages = result.messages
             summary.confirmed = result.confirmed
             summary.rejected = result.rejected
+            if result.damaged:
+                from .dissect.stage import DAMAGE_KIND
+
+                summary.damaged[DAMAGE_KIND] = result.damaged_total
+                summary.damage_notes.extend(result.damaged)
             summaries.append(summary)
             dissected.append(result)
     give_back_memory()  # the capture pass's per-chunk temporaries

@@ -13,8 +13,15 @@ from .capture.errors import CaptureError
 
 
 def _fail(err: CaptureError) -> None:
-    click.echo(f"callflow: error: {err}", err=True)
+    from .report.console import printable
+
+    click.echo(f"callflow: error: {printable(err)}", err=True)
     sys.exit(2)
+
+
+def _json(doc, **kw) -> str:
+    """JSON for a terminal: json escapes every control character but DEL; escape that one too."""
+    return json.dumps(doc, **kw).replace("\x7f", "\\u007f")
 
 
 class _Progress:
@@ -26,15 +33,16 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
-            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            from .report.console import console
 
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=console(stderr=True),
                 transient=True,
             )
             self._bar.__enter__()
@@ -43,7 +51,9 @@ class _Progress:
     def file(self, name: str):
         if self._bar is None:
             return None
-        task = self._bar.add_task(name, total=None)
+        from .report.console import safe_markup
+
+        task = self._bar.add_task(safe_markup(name), total=None)
 
         def update(done: int, total: int) -> None:
             self._bar.update(task, completed=done, total=total)
@@ -85,12 +95,16 @@ def _outputs(captures: tuple[str, ...], **outputs: str | None) -> tuple[list[str
 
 
 def _error(message: str) -> None:
-    click.echo(f"callflow: error: {message}", err=True)
+    from .report.console import printable
+
+    click.echo(f"callflow: error: {printable(message)}", err=True)
     sys.exit(2)
 
 
 def _wrote(path: str) -> None:
-    click.echo(f"wrote {path}", err=True)
+    from .report.console import printable
+
+    click.echo(f"wrote {printable(path)}", err=True)
 
 
 def _emit(text: str, target: str) -> None:
@@ -147,7 +161,7 @@ def summary(captures: tuple[str, ...], json_out: str | None, progress: bool) -> 
     results = result.captures
     if out["json_out"]:
         doc = [r.to_dict() for r in results]
-        _emit(json.dumps(doc[0] if len(doc) == 1 else doc, indent=2), out["json_out"])
+        _emit(_json(doc[0] if len(doc) == 1 else doc, indent=2), out["json_out"])
         return
     from .report.console import print_summary
 
@@ -169,7 +183,7 @@ def ice(captures: tuple[str, ...], json_out: str | None, network: str | None, pr
     a = _analyze(files, network, progress)
     if out["json_out"]:
         doc = {name: records(getattr(a, name)) for name in ("sessions", "candidates", "pairs", "allocations")}
-        _emit(json.dumps(doc, indent=2, default=str), out["json_out"])
+        _emit(_json(doc, indent=2, default=str), out["json_out"])
         return
     print_ice(a)
 
@@ -268,11 +282,13 @@ def profile(init_path: str | None, force: bool, profile: str | None) -> None:
             _error(f"{init_path}: folder {os.path.dirname(os.path.abspath(init_path))} does not exist")
         _emit(PROFILE_EXAMPLE, init_path)
         return
+    from .report.console import printable
+
     p = _profile(profile)
     for name in ("customer", "egress", "vpn_pools", "concentrators", "cloud", "relays", "media", "sbc"):
         nets = getattr(p, name)
-        click.echo(f"{name:14} {', '.join(map(str, nets)) or '-'}")
-    click.echo(f"{'capture point':14} {p.capture_point or '-'}")
+        click.echo(f"{name:14} {printable(', '.join(map(str, nets))) or '-'}")
+    click.echo(f"{'capture point':14} {printable(p.capture_point or '-')}")
 
 
 @main.command()

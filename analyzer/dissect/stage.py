@@ -38,6 +38,11 @@ class DissectResult:
     confirmed: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)  # the first packets a dissector could not handle, with why
+    damaged_total: int = 0
+
+
+DAMAGE_KIND = "packets the dissectors could not handle"
 
 
 class DissectStage:
@@ -57,6 +62,15 @@ class DissectStage:
         self.rejected: Counter = Counter()
         self._rtp_invalid = 0
         self._rtcp_ok = 0
+        self.damaged: list[str] = []
+        self.damaged_total = 0
+
+    def _damage(self, frame: int, exc: Exception) -> None:
+        """A packet that made a dissector fail is counted (the first ones named) and the pass goes on."""
+        self.damaged_total += 1
+        if len(self.damaged) < 50:
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.damaged.append(f"frame {frame}: a packet the dissectors could not handle ({why}); left out")
 
     # ------------------------------------------------------------------ per batch
     def add(self, b: PacketBatch) -> list[MediaBatch]:
@@ -106,7 +120,11 @@ class DissectStage:
         frames, ts, sp, dp = b.frame[idx].tolist(), b.ts_ns[idx].tolist(), b.sport[idx].tolist(), b.dport[idx].tolist()
         for j, i in enumerate(idx.tolist()):
             w = Where(self.file, frames[j], ts[j], src[j], sp[j], dst[j], dp[j], "udp")
-            got = self.control.payload(w, b.payload(i))
+            try:
+                got = self.control.payload(w, b.payload(i))
+            except Exception as exc:  # one bad packet never ends the pass
+                self._damage(frames[j], exc)
+                continue
             if got in RESULT_CLASS:
                 self.confirmed[RESULT_CLASS[got]] += 1
 
@@ -225,10 +243,13 @@ class DissectStage:
             key = (src[j], sport, dst[j], dport)
             frame, ts = int(b.frame[i]), int(b.ts_ns[i])
             deframer = self.deframers.setdefault(key, TcpDeframer())
-            for piece in self.tcp.feed(key, frame, int(b.tcp_seq[i]), int(b.tcp_flags[i]), data):
-                for msg in deframer.feed(piece.data, piece.frame):
-                    w = Where(self.file, msg.frame, ts, src[j], sport, dst[j], dport, "tcp")
-                    self._framed(w, msg.kind, msg.payload, msg.malformed)
+            try:
+                for piece in self.tcp.feed(key, frame, int(b.tcp_seq[i]), int(b.tcp_flags[i]), data):
+                    for msg in deframer.feed(piece.data, piece.frame):
+                        w = Where(self.file, msg.frame, ts, src[j], sport, dst[j], dport, "tcp")
+                        self._framed(w, msg.kind, msg.payload, msg.malformed)
+            except Exception as exc:  # one bad segment never ends the pass
+                self._damage(frame, exc)
             if deframer.mode == "stopped" and fk not in self.tcp_ignore:
                 self.tcp_ignore.add(fk)
                 changed = True
@@ -273,4 +294,6 @@ class DissectStage:
             confirmed={k: v for k, v in self.confirmed.items() if v},
             rejected={k: v for k, v in rejected.items() if v},
             messages=dict(sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))),
+            damaged=list(self.damaged),
+            damaged_total=self.damaged_total,
         )

@@ -237,7 +237,9 @@ def split_type(msg_type: int) -> tuple[int, int]:
 
 def looks_like_stun(data: bytes) -> bool:
     """Cheap structural test: the first two bits 0, the whole message present, and either the RFC
-    cookie with a length that is a multiple of 4, or the MS-TURN MAGIC-COOKIE attribute first."""
+    cookie with a length that is a multiple of 4 (or attributes that tile the message, the last one
+    unpadded: WhatsApp's vendor attributes in the 0x4000 range, which Wireshark reads too), or the
+    MS-TURN MAGIC-COOKIE attribute first. Unknown attributes are no reason to reject."""
     if len(data) < HEADER_LEN or data[0] & 0xC0:
         return False
     length = (data[2] << 8) | data[3]
@@ -245,8 +247,19 @@ def looks_like_stun(data: bytes) -> bool:
         return False
     ms = data[20:28] == MS_COOKIE_ATTR
     if data[4:8] == COOKIE:
-        return length % 4 == 0 or ms
+        return length % 4 == 0 or ms or _tiles_last_unpadded(data, HEADER_LEN + length)
     return ms
+
+
+def _tiles_last_unpadded(data: bytes, end: int) -> bool:
+    """The attribute headers, padded to 4, reach exactly `end` once the last one's padding is dropped."""
+    off = HEADER_LEN
+    while off + 4 <= end:
+        vend = off + 4 + ((data[off + 2] << 8) | data[off + 3])
+        if vend >= end:
+            return vend == end
+        off = vend + (-vend % 4)
+    return False
 
 
 class _Walk(NamedTuple):
@@ -283,6 +296,9 @@ def _walk(data: bytes, end: int, padded: bool, ms: bool) -> _Walk:
             fingerprint_ok = value is not None and (zlib.crc32(data[:off]) ^ FINGERPRINT_XOR) == value
         attrs.append(StunAttribute(atype, name, value, raw, bad))
         nxt = vstart + ((alen + 3) & ~3 if padded else alen)
+        if nxt > end and vend == end:  # the last attribute sent without its padding (Wireshark reads it)
+            off = end
+            break
         if nxt > end:
             problem = f"padding of attribute {name} missing at the message end"
             off = end

@@ -6,6 +6,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .control import DTLS_COLUMNS, ControlDissector
@@ -46,14 +47,34 @@ def rows(df: pd.DataFrame, columns: Iterable[str] | None = None) -> Iterator[Any
     return map(row._make, zip(*(df[c].tolist() for c in cols), strict=True))
 
 
+def nullable_ints(values: list, dtype: str = "Int64") -> pd.api.extensions.ExtensionArray:
+    """A nullable integer array built from the Python ints themselves: pandas would go through float64
+    for a column with gaps, which loses the low bits above 2**53 (ICE tie-breakers are 64-bit)."""
+    lo, hi, kind = (0, 2**64 - 1, np.uint64) if dtype == "UInt64" else (-(2**63), 2**63 - 1, np.int64)
+    # a value that is no integer of the column's range is absent, not the end of the table
+    vals = [int(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) and lo <= v <= hi else None
+            for v in values]
+    mask = np.fromiter((v is None for v in vals), dtype=bool, count=len(vals))
+    data = np.fromiter((0 if v is None else v for v in vals), dtype=kind, count=len(vals))
+    return pd.arrays.IntegerArray(data, mask)
+
+
 def frame_table(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
     """Rows -> DataFrame: `ts` as UTC datetimes from `ts_ns`, repeated strings as categoricals,
-    integers that may be absent as nullable Int64."""
+    integers that may be absent as nullable Int64 (tie-breakers UInt64), every bit kept."""
     df = pd.DataFrame.from_records(rows, columns=list(columns))
     df.insert(2, "ts", pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True))
     for c in _NULLABLE_INT:
-        if c in df:
-            df[c] = df[c].astype("UInt64" if c == "tie_breaker" else "Int64")
+        if c not in df:
+            continue
+        if c != "tie_breaker":  # 16- and 32-bit fields: exact through float64, and fast
+            try:
+                df[c] = df[c].astype("Int64")
+                continue
+            except (TypeError, ValueError, OverflowError):  # a value no integer: built one by one below
+                pass
+        i = columns.index(c)
+        df[c] = nullable_ints([r[i] for r in rows], "UInt64" if c == "tie_breaker" else "Int64")
     for c in _CATEGORIES:
         if c in df:
             df[c] = df[c].astype("category")
@@ -62,10 +83,10 @@ def frame_table(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
 
 def stun_table(ctrls: list[ControlDissector]) -> pd.DataFrame:
     rows = [r for c in ctrls for r in c.stun_rows]
-    for c in ctrls:  # the table is the rows' home from now on: memory follows the table, not both
-        c.release_rows()
     df = frame_table(rows, STUN_COLUMNS)
     del rows
+    for c in ctrls:  # the table is the rows' home from now on (only once it is built: a failed build
+        c.release_rows()  # must leave the rows for the next try)
     return df
 
 

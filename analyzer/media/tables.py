@@ -89,7 +89,9 @@ def rtcp_reports_table(results: list[MediaResult]) -> pd.DataFrame:
     for c in ("reporter_ssrc", "source_ssrc", "cumulative_lost", "highest_seq", "jitter", "lsr", "dlsr", "sr_rtp_ts",
               "sr_packets", "sr_octets"):
         df[c] = df[c].astype("Int64")
-    df["sr_ntp"] = df["sr_ntp"].astype("UInt64")
+    from ..dissect.tables import nullable_ints  # NTP timestamps are 64-bit: never through float64
+
+    df["sr_ntp"] = nullable_ints([r.get("sr_ntp") for r in rows], "UInt64")
     return df.sort_values(["file", "frame"], kind="stable").reset_index(drop=True)
 
 

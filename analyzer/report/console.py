@@ -1,21 +1,56 @@
-"""Rich console output, readable at 100 columns; plain text when stdout is not a terminal."""
+"""Rich console output, readable at 100 columns; plain text when stdout is not a terminal.
+
+Strings from packets and file names are hostile: a USERNAME can hold ESC[2J or an OSC title sequence.
+`printable` shows every control character escaped, as Wireshark shows them (\\x1b, \\n); `_esc` adds
+rich's markup escaping for text placed inside markup, and `SafeConsole` applies `printable` to every
+string it renders, so nothing raw reaches a terminal even from a place that forgot."""
 
 from __future__ import annotations
+
+import re
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from ..capture.reader import CaptureSummary
 
+# C0 controls, DEL, C1 controls, line/paragraph separators and the bidirectional overrides
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r"}
 
-def console() -> Console:
-    return Console(width=None if Console().is_terminal else 100)
+
+def _escape_one(m: re.Match) -> str:
+    c = m.group()
+    o = ord(c)
+    return _NAMED.get(c) or (f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+
+
+def printable(text: Any) -> str:
+    """`text` with every control character shown as an escape (ESC -> \\x1b, newline -> \\n): safe to
+    put on a terminal. The one function for packet strings and file names on their way out."""
+    return _CONTROL.sub(_escape_one, str(text))
+
+
+class SafeConsole(Console):
+    """A rich Console that renders no raw control character from any string it is given (its own
+    styling is added after, and newlines it keeps)."""
+
+    def render_str(self, text: str, **kwargs: Any):
+        return super().render_str(_CONTROL_BUT_NEWLINE.sub(_escape_one, text), **kwargs)
+
+
+def console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
+    if file is not None:
+        return SafeConsole(file=file, width=100)
+    return SafeConsole(stderr=stderr, width=None if Console(stderr=stderr).is_terminal else 100)
 
 
 def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     """One table per capture file."""
     out = out or console()
-    t = Table(title=s.file, show_header=False, title_justify="left")
+    t = Table(title=_esc(s.file), show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value")
     fmt = s.format + (" (gzip)" if s.compressed else "")
@@ -44,10 +79,14 @@ def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     out.print(t)
 
 
-def _esc(text: str) -> str:
+def safe_markup(text: Any) -> str:
+    """A packet string or file name to place inside rich markup: controls shown escaped, markup inert."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(printable(text))
+
+
+_esc = safe_markup
 
 
 def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
@@ -160,6 +199,7 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
     for s in a.captures:
         out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
                   + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
+        _left_out(out, s)
     if not len(calls):
         from .common import no_call_text
 
@@ -202,6 +242,24 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
                                                                           strict=True)]
             st = st[[c for c in short if c in st.columns]].rename(columns=short)
             _table("Media streams", st, list(st.columns), out)
+
+
+def _left_out(out: Console, s: CaptureSummary) -> None:
+    """Packets and rows the analysis could not use (dissect stage, analyzer/salvage.py): the verdict
+    rests on the others; say which."""
+    from ..dissect.stage import DAMAGE_KIND as PACKETS
+    from ..salvage import DAMAGE_KIND as ROWS
+
+    for kind in (PACKETS, ROWS):
+        n = s.damaged.get(kind, 0)
+        if not n:
+            continue
+        out.print(f"  [yellow]{n:,} {kind}[/yellow] (the verdict rests on the others):")
+        notes = [x for x in s.damage_notes if x.endswith("left out") and ("dissectors" in x) == (kind == PACKETS)]
+        for note in notes[:3]:
+            out.print(f"    {_esc(note)}")
+        if len(notes) > 3:
+            out.print(f"    ... {len(notes) - 3:,} more (callflow summary, or Analysis.captures)")
 
 
 def _finding(out: Console, f) -> None:
