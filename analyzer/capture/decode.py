@@ -19,6 +19,7 @@ ST_FRAGMENT = 4  # an IP fragment (not reassembled)
 ST_MALFORMED = 8  # a header field is impossible (IHL < 5, bad lengths)
 ST_UNKNOWN_LINK = 16  # link type we do not decode
 ST_EMPTY = 32  # zero-length record
+ST_BAD_TIME = 64  # no usable timestamp: it carries the time of the packet before it
 
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
@@ -126,6 +127,8 @@ def decode(chunk: RecordChunk) -> PacketBatch:
     status = np.zeros(n, dtype=np.uint8)
     status[chunk.caplen < chunk.origlen] |= ST_SNAPLEN
     status[chunk.caplen == 0] |= ST_EMPTY
+    if chunk.ts_bad is not None:
+        status[chunk.ts_bad] |= ST_BAD_TIME
     lt = chunk.linktype
 
     # ---- link layer: find the network header (l3) and its type (4, 6 or 0)

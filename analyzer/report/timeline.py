@@ -77,12 +77,29 @@ def timeline(a) -> go.Figure:
         fig.add_annotation(text="no media streams (no per-stream 1-second series)", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.02, font={"color": "#666"})
     fig.update_xaxes(title_text="seconds from capture start", row=rows, col=1)
+    _time_span(fig, a, t0)
     fig.update_layout(
         title="Call timeline", height=max(360, sum(heights) + 60 * len(metrics) + 140),
         hovermode="closest", legend={"groupclick": "toggleitem"}, margin={"l": 230, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
     )
     return fig
+
+
+def _time_span(fig, a, t0: int) -> None:
+    """The x axis covers the capture's span, which leaves out frames stamped far off (one frame 52 years
+    off must not squeeze the call into a pixel); those frames and long silences are said in a note."""
+    lasts = [c.last_ts_ns for c in a.captures if c.last_ts_ns is not None]
+    if not lasts:
+        return
+    end = (max(lasts) - t0) / 1e9
+    pad = max(end * 0.02, 0.5)
+    fig.update_xaxes(range=[-pad, end + pad])
+    notes = [w for c in a.captures for w in c.time_warnings]
+    if notes:
+        fig.add_annotation(text="<br>".join(C.esc(n) for n in notes[:3]), showarrow=False, xref="paper",
+                           yref="paper", x=0, y=1.0, yanchor="bottom", xanchor="left", align="left",
+                           font={"size": 10, "color": "#b35900"})
 
 
 class _Pending:
