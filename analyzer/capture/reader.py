@@ -33,6 +33,7 @@ from .decode import (
 )
 from .formats import LINKTYPE_NAMES, CaptureFile
 from .timespan import TimeClusters
+from .tunnels import ENC_NAMES
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -158,6 +159,7 @@ class CaptureSummary:
     classes: dict[str, int] = field(default_factory=dict)
     vpn_candidates: int = 0
     blocks: dict[str, int] = field(default_factory=dict)
+    encapsulations: dict[str, int] = field(default_factory=dict)  # packets found inside each kind of tunnel
     # time: the span above leaves out outliers; gaps and outliers are named by frame
     time_gaps: list[dict] = field(default_factory=list)
     time_outliers: list[dict] = field(default_factory=list)
@@ -209,6 +211,7 @@ class SummaryBuilder:
         self._dmg: Counter = Counter()
         self._ip: Counter = Counter()
         self._times = TimeClusters()
+        self._enc = np.zeros(256, dtype=np.int64)
 
     def add(self, b: PacketBatch) -> None:
         s = self.s
@@ -218,6 +221,8 @@ class SummaryBuilder:
         s.packets += n
         s.bytes_captured += int(b.caplen.sum())
         s.bytes_original += int(b.origlen.sum())
+        if b.encap.any():
+            self._enc += np.bincount(b.encap, minlength=256)
         timed = (b.status & ST_BAD_TIME) == 0
         if timed.all():
             self._times.add(b.ts_ns, b.frame)
@@ -274,6 +279,10 @@ class SummaryBuilder:
         s.tcp_flows = len(self._flows_tcp)
         s.classes = {name: int(self._cls[i]) for i, name in enumerate(CLASS_NAMES) if i != CLASS_NONE}
         s.blocks = dict(self.cap.block_counts)
+        s.encapsulations = {
+            name: int(self._enc[[k for k in range(256) if k & bit]].sum()) for bit, name in ENC_NAMES.items()
+        }
+        s.encapsulations = {k: v for k, v in s.encapsulations.items() if v}
         tr = self._times.report()
         s.first_ts_ns, s.last_ts_ns = tr.first_ns, tr.last_ns
         s.time_gaps, s.time_outliers, s.time_warnings = tr.gaps, tr.outliers, tr.warnings

@@ -159,6 +159,43 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     out += _dtls_failed(a)
     out += _one_way(a, calls)
     out += _middlebox(a)
+    out += _icmp_unreachable(a, calls)
+    return out
+
+
+def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
+    """ICMP/ICMPv6 unreachable messages quoting a call's selected pair: the packets on the path the
+    call uses were refused (a closed port at the far end, or a router or firewall saying no)."""
+    from .icmp_evidence import _key, quoted_frames
+
+    icmp = a.icmp
+    hits = quoted_frames(icmp, by_file=False, unreachable_only=True)
+    out: list[Finding] = []
+    for c in calls:
+        for p in c.selected:
+            if p is None:
+                continue
+            frames = hits.get((None, _key(p.local_address, p.local_port, p.remote_address, p.remote_port, p.transport)))
+            if not frames:
+                continue
+            rows = icmp[icmp.frame.isin(frames)]
+            r = rows.iloc[0]
+            sender = "the far end itself" if r.src == r.quoted_dst else f"{r.src} (a router or firewall on the way)"
+            out.append(
+                Finding(
+                    c.call,
+                    "icmp-unreachable",
+                    "warning",
+                    f"ICMP {r.kind} on the selected pair",
+                    f"Packets sent on the selected pair were refused: {len(frames)} ICMP {r.kind} message"
+                    f"{'s' if len(frames) > 1 else ''} from {sender} quote {r.quoted_src}:{r.quoted_sport} -> "
+                    f"{r.quoted_dst}:{r.quoted_dport}/{r.quoted_transport}.",
+                    f"selected pair {p.description}; first ICMP at {r.ts}",
+                    "If this is at the call's end, the far end closed its socket (it left the call); otherwise "
+                    "check the firewall or NAT in front of the far end for that port.",
+                    _frames(frames),
+                )
+            )
     return out
 
 

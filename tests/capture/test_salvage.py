@@ -76,7 +76,11 @@ def test_damaged_gzip_reads_everything_before_the_damage(tmp_path, kind, packets
 def test_a_truncated_pcap_gz_of_400_kb_reads_up_to_the_cut(tmp_path):
     """Issue 17: a .pcap.gz cut at 400 kB read 116 of 1,004 packets (the last inflated window was lost)."""
     rng = np.random.default_rng(17)
-    head = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5004, dport=5004, len=1008))
+    head = bytes(
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / UDP(sport=5004, dport=5004, len=1008)
+    )
     pkts = [(1_700_000_000_000_000_000 + k * 1_000_000, head + rng.bytes(1000)) for k in range(1500)]
     raw = pcap_bytes(pkts)
     p = tmp_path / "cut.pcap.gz"

@@ -18,7 +18,7 @@ from tests.conftest import tshark_fields
 T0 = 1_700_000_000_000_000_000  # ns, 2023-11-14
 STEP = 20_000_000
 UDP4 = IP(src="10.1.0.11", dst="52.112.1.2") / UDP(sport=50000, dport=3478)
-ETH = bytes(Ether() / UDP4 / Raw(b"\x00\x01" + b"x" * 30))
+ETH = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / UDP4 / Raw(b"\x00\x01" + b"x" * 30))
 
 
 def _pcapng(tmp_path, name: str, *, tsresol=None, tsoffset=None, units=None, n=3):
@@ -134,8 +134,16 @@ def test_the_timeline_axis_is_the_capture_span_not_52_years(tmp_path):
     pkts = []
     for k in range(30):
         txid = bytes([k]) * 12
-        req = Ether() / IP(src="10.1.0.11", dst="52.112.1.2") / UDP(sport=50000, dport=3478)
-        resp = Ether() / IP(src="52.112.1.2", dst="10.1.0.11") / UDP(sport=3478, dport=50000)
+        req = (
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src="10.1.0.11", dst="52.112.1.2")
+            / UDP(sport=50000, dport=3478)
+        )
+        resp = (
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src="52.112.1.2", dst="10.1.0.11")
+            / UDP(sport=3478, dport=50000)
+        )
         pkts.append((T0 + k * 10 * STEP, bytes(req / Raw(_stun_binding(txid, False, (0, 0))))))
         pkts.append((T0 + k * 10 * STEP + STEP, bytes(resp / Raw(_stun_binding(txid, True, (0x0A01000B, 50000))))))
     pkts[10] = (T0 - 52 * 365 * 86400 * 10**9, pkts[10][1])  # frame 11, a request, stamped in 1971
