@@ -42,7 +42,7 @@ class Cluster:
 class TimeReport:
     first_ns: int | None
     last_ns: int | None
-    gaps: list[dict]  # {after_frame, before_frame, gap_s}
+    gaps: list[dict]  # {after_frame, before_frame, gap_s, after_ts_ns, before_ts_ns}
     outliers: list[dict]  # {frames, packets, time}
     warnings: list[str]
 
@@ -56,9 +56,13 @@ class TimeClusters:
     def add(self, ts: np.ndarray, frames: np.ndarray) -> None:
         if ts.size == 0:
             return
-        order = np.argsort(ts, kind="stable")
-        t, f = ts[order], frames[order]
-        cuts = np.flatnonzero(np.diff(t) >= GAP_NS) + 1
+        d = np.diff(ts)
+        if d.size and d.min() < 0:  # out of order: sort (a capture in order, the usual case, skips this)
+            order = np.argsort(ts, kind="stable")
+            ts, frames = ts[order], frames[order]
+            d = np.diff(ts)
+        t, f = ts, frames
+        cuts = np.flatnonzero(d >= GAP_NS) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [t.size]))
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -90,7 +94,10 @@ class TimeClusters:
         gaps, warnings = [], []
         for a, b in itertools.pairwise(main):
             gap_s = (b.lo - a.hi) / 1e9
-            gaps.append({"after_frame": a.hi_frame, "before_frame": b.lo_frame, "gap_s": round(gap_s, 6)})
+            gaps.append({
+                "after_frame": a.hi_frame, "before_frame": b.lo_frame, "gap_s": round(gap_s, 6),
+                "after_ts_ns": a.hi, "before_ts_ns": b.lo,
+            })  # fmt: skip
             warnings.append(
                 f"{_span(gap_s)} without a packet between frame {a.hi_frame} ({_iso(a.hi)}) and frame "
                 f"{b.lo_frame} ({_iso(b.lo)}): the file may join separate captures"

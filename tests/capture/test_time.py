@@ -104,7 +104,10 @@ def test_a_113_day_gap_is_named_by_the_frames_around_it(tmp_path):
     gap = 113 * 86400 * 10**9
     stamps = [T0 + k * STEP for k in range(40)] + [T0 + gap + k * STEP for k in range(40)]
     s = summarize(_pcap(tmp_path, "gap.pcap", stamps))
-    assert s.time_gaps == [{"after_frame": 40, "before_frame": 41, "gap_s": 113 * 86400 - 39 * 0.02}]
+    assert s.time_gaps == [{
+        "after_frame": 40, "before_frame": 41, "gap_s": 113 * 86400 - 39 * 0.02,
+        "after_ts_ns": T0 + 39 * STEP, "before_ts_ns": T0 + gap,
+    }]  # fmt: skip
     assert s.time_outliers == []
     assert round(s.duration_s) == 113 * 86400 + 1
     assert "113.0 days" in s.time_warnings[0] and "frame 40" in s.time_warnings[0]
@@ -154,3 +157,29 @@ def test_the_timeline_axis_is_the_capture_span_not_52_years(tmp_path):
     lo, hi = a.timeline().layout.xaxis.range
     assert -1 <= lo < 0 and 5.9 < hi < 7  # the call's 5.8 s, not 52 years
     assert a.captures[0].time_outliers[0]["frames"] == [11]
+
+
+def test_the_timeline_cuts_a_113_day_silence_short_and_keeps_both_sides(tmp_path):
+    from analyzer.api import analyze
+    from analyzer.bench import _stun_binding
+
+    gap = 113 * 86400 * 10**9
+    pkts = []
+    for k in range(40):
+        base = T0 + k * 10 * STEP + (gap if k >= 20 else 0)
+        txid = bytes([k]) * 12
+        req = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.1.0.11", dst="52.112.1.2")
+        pkts.append((base, bytes(req / UDP(sport=50000, dport=3478) / Raw(_stun_binding(txid, False, (0, 0))))))
+    p = tmp_path / "gap.pcap"
+    p.write_bytes(pcap_bytes(pkts))
+    a = analyze(p)
+    fig = a.timeline()
+    xs = [x for tr in fig.data if tr.name and tr.name.startswith("STUN") for x in tr.x]
+    assert len(xs) == 40
+    lo, hi = fig.layout.xaxis.range
+    assert hi < 60  # 7.8 s of packets and a short band, not 113 days
+    assert max(xs) < hi and min(xs) > lo
+    assert xs[19] < xs[20] and xs[20] - xs[19] < 5  # the silence is drawn as a band, the order kept
+    (band,) = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert band.x0 < xs[20] and band.x0 >= xs[19]
+    assert any("113.0 days silent" in (an.text or "") for an in fig.layout.annotations)
