@@ -34,6 +34,8 @@ def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     for i, w in enumerate(s.time_warnings[:5]):
         t.add_row("time" if i == 0 else "", f"[yellow]{_esc(w)}[/yellow]")
     t.add_row("network", ", ".join(f"{k} {v:,}" for k, v in s.ip.items()) or "-")
+    if s.encapsulations:
+        t.add_row("tunnels", ", ".join(f"{k} {v:,}" for k, v in s.encapsulations.items()) + " packets (inner decoded)")
     t.add_row("flows", f"UDP {s.udp_flows:,}, TCP {s.tcp_flows:,}")
     t.add_row("classes", ", ".join(f"{k} {v:,}" for k, v in s.classes.items() if v) or "-")
     if s.confirmed or s.rejected:

@@ -7,6 +7,8 @@ the flow, the quoted destination the end that is unreachable. A flow or pair is 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pandas as pd
 
 Key = tuple[frozenset, str]
@@ -66,3 +68,30 @@ def with_pair_icmp(pairs: pd.DataFrame, icmp: pd.DataFrame) -> pd.DataFrame:
         for p in pairs.itertuples(index=False)
     ]  # fmt: skip
     return pairs
+
+
+TEARDOWN_NS = 500_000_000  # an ICMP this soon after the far end's last packet is both ends closing together
+
+
+class FarEnd(NamedTuple):
+    """What the unreachable end sent on the 5-tuple around an ICMP error (STUN, DTLS and media seen)."""
+
+    last_frame: int | None  # its last packet before the ICMP
+    last_ns: int | None
+    after_frame: int | None  # its first packet after the ICMP: it was still there
+
+
+def far_end_activity(a, far: str, far_port: int, near: str, near_port: int, at_ns: int) -> FarEnd:
+    """Only datagrams on this 5-tuple itself count: a relay forwarding the far end's earlier packets on
+    another leg is not the far end sending."""
+    events: list[tuple[int, int]] = []
+    for t in (a.stun, a.dtls):
+        m = (t.src == far) & (t.sport == far_port) & (t.dst == near) & (t.dport == near_port) & ~t.relayed.astype(bool)
+        events += list(zip(t.ts_ns[m].astype("int64").tolist(), t.frame[m].astype("int64").tolist(), strict=True))
+    for p in a.paths.paths():
+        if not p.relayed and (p.src, p.sport, p.dst, p.dport) == (far, far_port, near, near_port):
+            events += [(p.first_ts_ns, p.first_frame), (p.last_ts_ns, p.last_frame)]
+    before = [e for e in events if e[0] <= at_ns]
+    after = [e for e in events if e[0] > at_ns]
+    last = max(before) if before else None
+    return FarEnd(last[1] if last else None, last[0] if last else None, min(after)[1] if after else None)

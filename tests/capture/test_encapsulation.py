@@ -207,3 +207,41 @@ def test_a_udp_2152_packet_that_is_no_g_pdu_keeps_its_own_ports(tmp_path):
     path.write_bytes(pcap_bytes([(T0, bytes(echo))]))
     (row,) = _ours(path).values()
     assert row[:4] == ("192.0.2.1", 2152, "192.0.2.2", 2152) and row[6] == 0
+
+
+def _wrap_capture(src, dst, wrap):
+    """Every packet of a shipped capture re-sent inside a tunnel, same times."""
+    from scapy.utils import PcapReader
+
+    out = []
+    with PcapReader(str(src)) as r:
+        for p in r:
+            ip = p[IP] if IP in p else p[IPv6]
+            out.append((int(p.time * 1_000_000) * 1000, bytes(wrap(ip))))
+    dst.write_bytes(pcap_bytes(out))
+
+
+@pytest.mark.parametrize("name", ["gtpu", "vxlan", "erspan3"])
+def test_a_call_inside_a_tunnel_reads_as_the_same_call(tmp_path, name):
+    """The shipped relayed call, carried in a tunnel: the same STUN, DTLS, streams and verdict."""
+    from analyzer.api import analyze
+    from tests.conftest import CAPTURES
+
+    src = CAPTURES / "external-via-relay" / "client-a.pcap"
+    if not src.exists():
+        pytest.skip("shipped capture absent")
+    wrapped = tmp_path / f"{name}.pcap"
+    _wrap_capture(src, wrapped, CASES[name][1])
+    plain, tun = analyze(src), analyze(wrapped)
+    assert len(tun.dtls) == len(plain.dtls) > 0
+    assert tun.stun[["frame", "src", "sport", "dst", "dport", "method", "cls"]].equals(
+        plain.stun[["frame", "src", "sport", "dst", "dport", "method", "cls"]]
+    )
+    cols = ["ssrc", "src", "sport", "dst", "dport", "packets", "lost"]
+    assert tun.streams[cols].equals(plain.streams[cols]) and len(tun.streams)
+    assert tun.calls[["call", "topology", "path"]].equals(plain.calls[["call", "topology", "path"]])
+    assert len(tun.calls) == 1
+    assert tun.captures[0].encapsulations == ENC_COUNTS[name]
+
+
+ENC_COUNTS = {"gtpu": {"GTP-U": 287}, "vxlan": {"VXLAN": 287}, "erspan3": {"GRE": 287, "ERSPAN": 287}}

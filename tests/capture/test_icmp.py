@@ -46,8 +46,39 @@ def test_teams_port_unreachables_quote_the_video_pair_as_tshark_reads_them():
     assert sel.icmp_frames.tolist() == [[1490, 1497], [1490, 1497]]
     assert (pairs[pairs.session == 0].icmp_frames.str.len() == 0).all()
     f = a.findings[a.findings.code == "icmp-unreachable"]
-    assert len(f) == 1 and f.frames.iloc[0] == [1490, 1497] and f.call.iloc[0] == 1
-    assert "192.168.1.6:50036 -> 93.71.110.205:16333/udp" in f.explanation.iloc[0]
+    # tshark: frame 1453 is the far end's last packet on the pair (a Binding success from
+    # 93.71.110.205:16333), 1.1 s before the ICMPs; this side kept sending (frames 1483, 1489)
+    assert len(f) == 1 and f.frames.iloc[0] == [1453, 1490, 1497] and f.call.iloc[0] == 1
+    assert f.severity.iloc[0] == "info"
+    assert "192.168.1.6:50036 -> 93.71.110.205:16333/udp 1.1 s after its last packet (frame 1453)" in (
+        f.explanation.iloc[0]
+    )
+
+
+def test_the_far_end_still_sending_after_the_unreachable_makes_it_a_warning(tmp_path):
+    pkts = list(rdpcap(str(public_capture(TEAMS))))
+    late = pkts[1453 - 1].copy()  # the far end's Binding success, sent again after the ICMPs
+    late.time = pkts[1497 - 1].time + 0.05
+    pkts.append(late)
+    out = tmp_path / "late.pcap"
+    wrpcap(str(out), pkts)
+    f = analyze(out).findings
+    f = f[f.code == "icmp-unreachable"]
+    assert f.severity.tolist() == ["warning"] and f.frames.iloc[0] == [1490, 1497, 1541]
+
+
+def test_an_unreachable_as_both_ends_hang_up_is_attached_but_no_finding():
+    """The generated group call: the far end's last DTLS alert (frame 646) 0.6 ms before the ICMP (651)."""
+    from tests.conftest import CAPTURES
+
+    path = CAPTURES / "group-call" / "media.pcap"
+    if not path.exists():
+        pytest.skip("shipped capture absent")
+    a = analyze(path)
+    assert a.icmp.frame.tolist() == [651]
+    hit = a.pairs[a.pairs.icmp_frames.str.len() > 0]
+    assert hit.selected.all() and hit.icmp_frames.tolist() == [[651], [651]]
+    assert "icmp-unreachable" not in a.findings.code.tolist()
 
 
 @pytest.mark.parametrize("change", ["removed", "other-port"])
