@@ -50,8 +50,9 @@ def test_teams_port_unreachables_quote_the_video_pair_as_tshark_reads_them():
     # 93.71.110.205:16333), 1.1 s before the ICMPs; this side kept sending (frames 1483, 1489)
     assert len(f) == 1 and f.frames.iloc[0] == [1453, 1490, 1497] and f.call.iloc[0] == 1
     assert f.severity.iloc[0] == "info"
-    assert "192.168.1.6:50036 -> 93.71.110.205:16333/udp 1.1 s after its last packet (frame 1453)" in (
-        f.explanation.iloc[0]
+    assert (
+        "192.168.1.6:50036 -> 93.71.110.205:16333/udp 1.1 s after its last packet (frame 1453)"
+        in (f.explanation.iloc[0])
     )
 
 
