@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .capture import CaptureFile, CaptureSummary, SummaryBuilder, iter_batches
+from .capture.icmp import IcmpCollector
 from .capture.memory import give_back_memory
 from .dissect.stage import DissectResult, DissectStage
 from .ice.paths import PathCounter
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pandas is imported only when a table is asked for
 PathLike = str | os.PathLike
 Progress = Callable[[int, int], None]
 
-DISSECT_TABLES = frozenset(("summary", "stun", "dtls", "transactions", "dtls_sessions"))
+DISSECT_TABLES = frozenset(("summary", "stun", "dtls", "transactions", "dtls_sessions", "icmp"))
 # table name -> builder(analysis) ; the stages register theirs here
 _BUILDERS: dict[str, Callable[[Analysis], Any]] = {}
 
@@ -53,6 +54,7 @@ class Analysis:
     flow_tables: list[FlowTable] = field(default_factory=list)
     stages: str = "all"
     media: list = field(default_factory=list)  # MediaResult per file
+    icmp_errors: list = field(default_factory=list)  # IcmpCollector per file
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -199,6 +201,13 @@ def _dtls_sessions(a: Analysis) -> pd.DataFrame:
     return dtls_sessions_table([d.control for d in a.dissect])
 
 
+@_table("icmp")
+def _icmp(a: Analysis) -> pd.DataFrame:
+    from .capture.icmp import icmp_table
+
+    return icmp_table(a.icmp_errors)
+
+
 @_table("allocations")
 def _allocations(a: Analysis) -> pd.DataFrame:
     from .ice.allocations import build_allocations
@@ -247,7 +256,9 @@ def _sessions(a: Analysis) -> pd.DataFrame:
 
 @_table("pairs")
 def _pairs(a: Analysis) -> pd.DataFrame:
-    return _ice(a)[2]
+    from .topology.icmp_evidence import with_pair_icmp
+
+    return with_pair_icmp(_ice(a)[2], a.icmp)
 
 
 @_table("nominations")
@@ -272,9 +283,11 @@ def _zones(a: Analysis):
 
 @_table("flows")
 def _flows(a: Analysis) -> pd.DataFrame:
+    from .topology.icmp_evidence import with_flow_icmp
     from .topology.labels import build_flows
 
-    return build_flows([f for t in a.flow_tables for f in t.rows()], _zones(a), a.stun, a.paths.paths(), a.dtls)
+    flows = build_flows([f for t in a.flow_tables for f in t.rows()], _zones(a), a.stun, a.paths.paths(), a.dtls)
+    return with_flow_icmp(flows, a.icmp, a.files)
 
 
 @_table("streams")
@@ -379,14 +392,17 @@ def analyze(
     media_results: list = []
     path_counter = PathCounter()
     flow_tables: list[FlowTable] = []
+    icmp_errors: list[IcmpCollector] = []
     for index, path in enumerate(files):
         with CaptureFile(path) as cap:
             sb = SummaryBuilder(cap)
             stage = DissectStage(index, emit_media=full)
             media = MediaStage(index)
             flows = FlowTable(index)
+            icmp = IcmpCollector(index)
             for batch in iter_batches(cap, progress(path) if progress else None, ahead=True):
                 sb.add(batch)
+                icmp.add(batch)
                 media_batches = stage.add(batch)
                 if not full:
                     continue
@@ -395,6 +411,7 @@ def analyze(
                     path_counter.add(mb)
                     media.add(mb)
             flow_tables.append(flows)
+            icmp_errors.append(icmp)
             summary = sb.finish()
             result = stage.finish()
             if full:
@@ -412,5 +429,5 @@ def analyze(
     give_back_memory()  # the capture pass's per-chunk temporaries
     return Analysis(
         files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=profile,
-        flow_tables=flow_tables, media=media_results, stages=stages,
+        flow_tables=flow_tables, media=media_results, stages=stages, icmp_errors=icmp_errors,
     )

@@ -24,6 +24,7 @@ import numpy as np
 
 from .chain import Walk, lockstep_walk, serial_walk
 from .errors import CaptureError
+from .gzipped import GzipReader
 
 PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1_000),  # microseconds, little-endian
@@ -34,6 +35,7 @@ PCAP_MAGIC = {
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
+INT64_MAX = 2**63 - 1
 MAX_RECORD = 16 * 1024 * 1024  # larger than any real packet: a header claiming more is damaged
 CHUNK_BYTES = 16 * 1024 * 1024
 WINDOW = 16 * 1024 * 1024
@@ -90,6 +92,7 @@ class RecordChunk:
     linktype: np.ndarray  # int32
     iface: np.ndarray  # int32 (pcap: 0)
     first_frame: int  # 1-based frame number of the first record
+    ts_bad: np.ndarray | None = None  # bool: no usable timestamp (filled from the packet before)
 
     def __len__(self) -> int:
         return int(self.data_off.size)
@@ -161,7 +164,7 @@ class _Source:
         with open(path, "rb") as f:
             head = f.read(2)
         self.compressed = head == b"\x1f\x8b"
-        self._f = gzip.open(path, "rb") if self.compressed else open(path, "rb")  # noqa: SIM115
+        self._f = GzipReader(path) if self.compressed else open(path, "rb")  # noqa: SIM115
         self.arr = np.zeros(0, dtype=np.uint8)
         self.base = 0  # file offset (decompressed) of arr[0]
         self.eof = False
@@ -220,6 +223,8 @@ class _Source:
             self.error = f"{e.__class__.__name__}: {e}"
         if got < want:
             self.eof = True
+            if self.compressed and self._f.problem:
+                self.error = self._f.problem
         self.arr = new[: len(keep) + got]
         return got > 0
 
@@ -253,8 +258,11 @@ class CaptureFile:
         self.interfaces: list[Interface] = []
         self.block_counts: Counter = Counter()
         self.records = 0
+        self._last_ts: int | None = None  # last usable timestamp: fills packets that have none
         head = bytes(self._src.arr[:4])
         if len(self._src.arr) == 0:
+            if self._src.error:
+                raise CaptureError(self.path, f"nothing readable: {self._src.error}")
             raise CaptureError(self.path, "empty file")
         if head in PCAP_MAGIC:
             self.format = "pcap"
@@ -420,10 +428,19 @@ class CaptureFile:
             elif code == 2:
                 name = val.decode("utf-8", "replace")
             i += 4 + olen + ((-olen) % 4)
-        if tsresol & 0x80:
+        where, which = self._src.base + pos, f"interface {len(self.interfaces_section)}"
+        if not _tsresol_usable(tsresol):
+            what = f"{which}: if_tsresol 0x{tsresol:02x} is unusable; read as microseconds"
+            self.damage.add("bad timestamp option", where, detail=what)
+            tsresol = 6
+        if abs(offset) * 1_000_000_000 > INT64_MAX:
+            what = f"{which}: if_tsoffset {offset} s is out of range; ignored"
+            self.damage.add("bad timestamp option", where, detail=what)
+            offset = 0
+        if tsresol & 0x80 and tsresol & 0x7F:
             iface = Interface(linktype, snaplen, 1, 1, tsresol & 0x7F, offset, name)
         else:
-            v = tsresol
+            v = 0 if tsresol & 0x80 else tsresol  # 0x80 is 2^0: seconds, like 10^0
             mul, div = (10 ** (9 - v), 1) if v <= 9 else (1, 10 ** (v - 9))
             iface = Interface(linktype, snaplen, div, mul, 0, offset, name)
         self.interfaces_section.append(iface)
@@ -488,7 +505,8 @@ class CaptureFile:
                 continue
             pos = nxt
         if src.error:
-            self.damage.add("read error", src.base + len(src.arr), detail=src.error)
+            kind = "damaged gzip stream" if src.compressed else "read error"
+            self.damage.add(kind, src.base + len(src.arr), detail=src.error)
 
     def _records_fit(self, arr: np.ndarray, offs: np.ndarray, data_off: np.ndarray, end: np.ndarray):
         """Split walked records into those whose bytes are all present and the first that is not."""
@@ -619,13 +637,26 @@ class CaptureFile:
             )
         linktype = np.full(n, -1, dtype=np.int32)
         ts = np.zeros(n, dtype=np.int64)
+        bad_ts = ~known | spb  # a simple packet carries no timestamp
         raw = (ts_hi.astype(np.uint64) << np.uint64(32)) | ts_lo.astype(np.uint64)
         for i, itf in enumerate(ifs):
             m = known & (iface == i)
             if not m.any():
                 continue
             linktype[m] = itf.linktype
-            ts[m] = _ts_to_ns(raw[m], itf)
+            ts[m], ok = _ts_to_ns(raw[m], itf)
+            if not ok.all():
+                at = int(p[m][~ok][0])
+                self.damage.add(
+                    "unusable timestamp", self._src.base + at, int((~ok).sum()), f"interface {i}: out of range"
+                )
+                bad_ts[np.flatnonzero(m)[~ok]] = True
+        ts_bad = None
+        if bad_ts.any():
+            ts_bad = bad_ts
+            ts = self._fill_times(ts, ts_bad)
+        if not bad_ts.all():
+            self._last_ts = int(ts[-1])
         chunk = RecordChunk(
             buf=arr,
             data_off=data,
@@ -635,8 +666,20 @@ class CaptureFile:
             linktype=linktype,
             iface=iface.astype(np.int32),
             first_frame=frame,
+            ts_bad=ts_bad,
         )
         return chunk, nxt
+
+    def _fill_times(self, ts: np.ndarray, bad: np.ndarray) -> np.ndarray:
+        """A packet without a usable time gets the time of the packet before it (or after it, at the
+        start), so that the order of events holds; it is marked and never moves the capture's span."""
+        n = ts.size
+        good = np.flatnonzero(~bad)
+        if good.size == 0:
+            return np.full(n, self._last_ts if self._last_ts is not None else 0, dtype=np.int64)
+        prev = np.maximum.accumulate(np.where(~bad, np.arange(n), -1))
+        fill = self._last_ts if self._last_ts is not None else int(ts[good[0]])
+        return np.where(prev >= 0, ts[np.maximum(prev, 0)], fill)
 
     def close(self) -> None:
         self._src.close()
@@ -648,15 +691,28 @@ class CaptureFile:
         self.close()
 
 
-def _ts_to_ns(raw: np.ndarray, itf: Interface) -> np.ndarray:
-    """pcapng timestamps in the interface's units to ns (int64), exactly."""
+def _tsresol_usable(v: int) -> bool:
+    """A resolution whose unit int64 nanoseconds can express: 10^-19 s or 2^-63 s at the finest."""
+    return (v & 0x7F) <= 63 if v & 0x80 else v <= 19
+
+
+def _ts_to_ns(raw: np.ndarray, itf: Interface) -> tuple[np.ndarray, np.ndarray]:
+    """pcapng timestamps in the interface's units to ns (int64), exactly, and which of them fit
+    (a timestamp past year 2262 in ns is unusable: 0 there, the mask says so)."""
+    off = itf.ts_offset_s * 1_000_000_000  # |off| <= INT64_MAX, checked when the interface was read
+    room = INT64_MAX - max(off, 0)
     if itf.ts_shift:
         s = np.uint64(itf.ts_shift)
-        whole = (raw >> s).astype(np.int64)
+        whole = raw >> s
+        ok = whole < np.uint64(room // 1_000_000_000)
         frac = (raw & ((np.uint64(1) << s) - np.uint64(1))).astype(np.float64)
-        ns = whole * 1_000_000_000 + np.round(frac * 1e9 / float(1 << itf.ts_shift)).astype(np.int64)
+        ns = np.where(ok, whole, 0).astype(np.int64) * 1_000_000_000
+        ns += np.where(ok, np.round(frac * 1e9 / float(1 << itf.ts_shift)), 0).astype(np.int64)
     elif itf.ts_div > 1:
-        ns = (raw // np.uint64(itf.ts_div)).astype(np.int64)
+        q = raw // np.uint64(itf.ts_div)
+        ok = q <= np.uint64(room)
+        ns = np.where(ok, q, 0).astype(np.int64)
     else:
-        ns = raw.astype(np.int64) * itf.ts_mul
-    return ns + itf.ts_offset_s * 1_000_000_000
+        ok = raw <= np.uint64(room // itf.ts_mul)
+        ns = np.where(ok, raw, 0).astype(np.int64) * itf.ts_mul
+    return np.where(ok, ns + np.int64(off), 0), ok

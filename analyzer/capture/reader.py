@@ -21,6 +21,7 @@ from .decode import (
     PROTO_ICMP6,
     PROTO_TCP,
     PROTO_UDP,
+    ST_BAD_TIME,
     ST_EMPTY,
     ST_FRAGMENT,
     ST_MALFORMED,
@@ -31,6 +32,8 @@ from .decode import (
     decode,
 )
 from .formats import LINKTYPE_NAMES, CaptureFile
+from .timespan import TimeClusters
+from .tunnels import ENC_NAMES
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -156,6 +159,12 @@ class CaptureSummary:
     classes: dict[str, int] = field(default_factory=dict)
     vpn_candidates: int = 0
     blocks: dict[str, int] = field(default_factory=dict)
+    encapsulations: dict[str, int] = field(default_factory=dict)  # packets found inside each kind of tunnel
+    # time: the span above leaves out outliers; gaps and outliers are named by frame
+    time_gaps: list[dict] = field(default_factory=list)
+    time_outliers: list[dict] = field(default_factory=list)
+    time_warnings: list[str] = field(default_factory=list)
+    time_unknown: int = 0
     # from the dissect stage: classes confirmed / rejected by structure, and messages by name
     confirmed: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
@@ -201,6 +210,8 @@ class SummaryBuilder:
         self._flows_tcp: set[int] = set()
         self._dmg: Counter = Counter()
         self._ip: Counter = Counter()
+        self._times = TimeClusters()
+        self._enc = np.zeros(256, dtype=np.int64)
 
     def add(self, b: PacketBatch) -> None:
         s = self.s
@@ -210,9 +221,14 @@ class SummaryBuilder:
         s.packets += n
         s.bytes_captured += int(b.caplen.sum())
         s.bytes_original += int(b.origlen.sum())
-        t0, t1 = int(b.ts_ns.min()), int(b.ts_ns.max())
-        s.first_ts_ns = t0 if s.first_ts_ns is None else min(s.first_ts_ns, t0)
-        s.last_ts_ns = t1 if s.last_ts_ns is None else max(s.last_ts_ns, t1)
+        if b.encap.any():
+            self._enc += np.bincount(b.encap, minlength=256)
+        timed = (b.status & ST_BAD_TIME) == 0
+        if timed.all():
+            self._times.add(b.ts_ns, b.frame)
+        else:
+            self._times.add(b.ts_ns[timed], b.frame[timed])
+            s.time_unknown += int(n - np.count_nonzero(timed))
         for lt, c in zip(*np.unique(b.linktype, return_counts=True), strict=True):
             self._lt[int(lt)] += int(c)
         st = b.status
@@ -263,6 +279,18 @@ class SummaryBuilder:
         s.tcp_flows = len(self._flows_tcp)
         s.classes = {name: int(self._cls[i]) for i, name in enumerate(CLASS_NAMES) if i != CLASS_NONE}
         s.blocks = dict(self.cap.block_counts)
+        s.encapsulations = {
+            name: int(self._enc[[k for k in range(256) if k & bit]].sum()) for bit, name in ENC_NAMES.items()
+        }
+        s.encapsulations = {k: v for k, v in s.encapsulations.items() if v}
+        tr = self._times.report()
+        s.first_ts_ns, s.last_ts_ns = tr.first_ns, tr.last_ns
+        s.time_gaps, s.time_outliers, s.time_warnings = tr.gaps, tr.outliers, tr.warnings
+        if s.time_unknown:
+            s.time_warnings.append(
+                f"{s.time_unknown} packet{'s' if s.time_unknown > 1 else ''} without a usable timestamp "
+                "(shown at the time of the packet before)"
+            )
         return s
 
 

@@ -66,7 +66,11 @@ def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     t.add_row("damaged", "none" if not dmg else ", ".join(f"{k}: {v:,}" for k, v in s.damaged.items()))
     for note in s.damage_notes[:5]:
         t.add_row("", f"[dim]{_esc(note)}[/dim]")
+    for i, w in enumerate(s.time_warnings[:5]):
+        t.add_row("time" if i == 0 else "", f"[yellow]{_esc(w)}[/yellow]")
     t.add_row("network", ", ".join(f"{k} {v:,}" for k, v in s.ip.items()) or "-")
+    if s.encapsulations:
+        t.add_row("tunnels", ", ".join(f"{k} {v:,}" for k, v in s.encapsulations.items()) + " packets (inner decoded)")
     t.add_row("flows", f"UDP {s.udp_flows:,}, TCP {s.tcp_flows:,}")
     t.add_row("classes", ", ".join(f"{k} {v:,}" for k, v in s.classes.items() if v) or "-")
     if s.confirmed or s.rejected:
@@ -200,6 +204,8 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
         out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
                   + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
         _left_out(out, s)
+        for w in s.time_warnings[:3]:
+            out.print(f"  [yellow]time: {_esc(w)}[/yellow]")
     if not len(calls):
         from .common import no_call_text
 

@@ -77,12 +77,74 @@ def timeline(a) -> go.Figure:
         fig.add_annotation(text="no media streams (no per-stream 1-second series)", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.02, font={"color": "#666"})
     fig.update_xaxes(title_text="seconds from capture start", row=rows, col=1)
+    _time_span(fig, a, t0)
     fig.update_layout(
         title="Call timeline", height=max(360, sum(heights) + 60 * len(metrics) + 140),
         hovermode="closest", legend={"groupclick": "toggleitem"}, margin={"l": 230, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
     )
     return fig
+
+
+def _time_span(fig, a, t0: int) -> None:
+    """The x axis covers the capture's span, which leaves out frames stamped far off (one frame 52 years
+    off must not squeeze the call into a pixel); silences of an hour or more inside the span are cut
+    down to a shaded band, so both sides of a 113-day gap stay readable. Hover texts keep true times."""
+    lasts = [c.last_ts_ns for c in a.captures if c.last_ts_ns is not None]
+    if not lasts:
+        return
+    gaps = sorted(((g["after_ts_ns"] - t0) / 1e9, (g["before_ts_ns"] - t0) / 1e9, g)
+                  for c in a.captures for g in c.time_gaps)  # fmt: skip
+    end = (max(lasts) - t0) / 1e9
+    if gaps:
+        active = end - sum(g1 - g0 for g0, g1, _ in gaps)
+        width = max(1.0, 0.04 * active)
+        squeeze = _squeezer([(g0, g1) for g0, g1, _ in gaps], width)
+        _squeeze_figure(fig, squeeze)
+        for g0, g1, g in gaps:
+            fig.add_vrect(x0=float(squeeze([g0])[0]), x1=float(squeeze([g1])[0]), fillcolor="#bbb", opacity=0.35,
+                          line_width=0, layer="below", annotation_text=f"{g['gap_s'] / 86400:,.1f} days silent"
+                          if g["gap_s"] >= 2 * 86400 else f"{g['gap_s'] / 3600:,.1f} h silent",
+                          annotation_position="top left", annotation_font_size=10)  # fmt: skip
+        title = "seconds from capture start (silences of an hour or more cut short, shaded)"
+        fig.for_each_xaxis(lambda ax: ax.update(title_text=title) if ax.title.text else None)
+        end = float(squeeze([end])[0])
+    pad = max(end * 0.02, 0.5)
+    fig.update_xaxes(range=[-pad, end + pad])
+    notes = [w for c in a.captures for w in c.time_warnings]
+    if notes:
+        fig.add_annotation(text="<br>".join(C.esc(n) for n in notes[:3]), showarrow=False, xref="paper",
+                           yref="paper", x=0, y=1.0, yanchor="bottom", xanchor="left", align="left",
+                           font={"size": 10, "color": "#b35900"})
+
+
+def _squeezer(gaps: list[tuple[float, float]], width: float):
+    """A monotone map of seconds that shrinks each gap (g0, g1) to `width` seconds."""
+
+    def squeeze(x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        out = x.copy()
+        for g0, g1 in gaps:
+            span = g1 - g0
+            if span > width:
+                out -= (span - width) * np.clip((x - g0) / span, 0.0, 1.0)
+        return out
+
+    return squeeze
+
+
+def _squeeze_figure(fig, squeeze) -> None:
+    """Every trace's x and every line shape's x0/x1 through `squeeze` (None separators kept)."""
+    for tr in fig.data:
+        if tr.x is None:
+            continue
+        xs = list(tr.x)
+        vals = [v for v in xs if v is not None]
+        mapped = iter(squeeze(vals).tolist()) if vals else iter(())
+        tr.x = [None if v is None else next(mapped) for v in xs]
+    for sh in fig.layout.shapes:
+        if sh.xref == "x" and sh.x0 is not None:
+            sh.x0, sh.x1 = float(squeeze([sh.x0])[0]), float(squeeze([sh.x1])[0])
 
 
 class _Pending:

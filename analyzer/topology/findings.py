@@ -159,6 +159,55 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     out += _dtls_failed(a)
     out += _one_way(a, calls)
     out += _middlebox(a)
+    out += _icmp_unreachable(a, calls)
+    return out
+
+
+def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
+    """ICMP/ICMPv6 unreachable messages quoting a call's selected pair. The far end still sending after
+    them: the path refuses some packets mid-call (warning). The far end silent for a while before them:
+    it closed its port while this side kept sending (info). An ICMP within TEARDOWN_NS of the far end's
+    last packet is both ends hanging up together: no finding."""
+    from .icmp_evidence import TEARDOWN_NS, _key, far_end_activity, quoted_frames
+
+    icmp = a.icmp
+    hits = quoted_frames(icmp, by_file=False, unreachable_only=True)
+    out: list[Finding] = []
+    for c in calls:
+        for p in c.selected:
+            if p is None:
+                continue
+            frames = hits.get((None, _key(p.local_address, p.local_port, p.remote_address, p.remote_port, p.transport)))
+            if not frames:
+                continue
+            r = icmp[icmp.frame.isin(frames)].iloc[0]
+            far = far_end_activity(
+                a, r.quoted_dst, int(r.quoted_dport), r.quoted_src, int(r.quoted_sport), int(r.ts_ns)
+            )
+            if far.after_frame is None and far.last_ns is not None and r.ts_ns - far.last_ns < TEARDOWN_NS:
+                continue
+            sender = "the far end itself" if r.src == r.quoted_dst else f"{r.src} (a router or firewall)"
+            what = (
+                f"{len(frames)} ICMP {r.kind} message{'s' if len(frames) > 1 else ''} from {sender} quote "
+                f"{r.quoted_src}:{r.quoted_sport} -> {r.quoted_dst}:{r.quoted_dport}/{r.quoted_transport}"
+            )
+            if far.after_frame is not None:
+                sev, title = "warning", f"ICMP {r.kind} on the selected pair while the far end still sends"
+                why = (f"{what}, yet {r.quoted_dst} kept sending on the pair (frame {far.after_frame}): "
+                       "packets are refused mid-call.")  # fmt: skip
+                cited = [*frames, far.after_frame]
+                act = "Check the firewall or NAT in front of the far end: it rejects some packets to that port."
+            else:
+                silent = "" if far.last_ns is None else (
+                    f" {(r.ts_ns - far.last_ns) / 1e9:.1f} s after its last packet (frame {far.last_frame})"
+                )
+                sev, title = "info", f"The far end closed its port on the selected pair ({r.kind})"
+                why = f"{what}{silent}: the far end stopped using the pair while this side kept sending."
+                cited = [*frames] + ([far.last_frame] if far.last_frame is not None else [])
+                act = ("If the call or this stream had ended on the far side, nothing is wrong; otherwise see why "
+                       "the far end left.")  # fmt: skip
+            out.append(Finding(c.call, "icmp-unreachable", sev, title, why,
+                               f"selected pair {p.description}; first ICMP at {r.ts}", act, _frames(cited)))
     return out
 
 
