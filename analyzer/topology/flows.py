@@ -17,7 +17,7 @@ from ..capture.reader import flow_keys
 from ..dissect.openvpn_flow import RESET_OPCODES, FlowEvidence
 from ..dissect.openvpn_flow import Features as OvpnFeatures
 from ..dissect.openvpn_flow import features as ovpn_features
-from ..dissect.vpn import VPN_KINDS, vpn_columns
+from ..dissect.vpn import VPN_KINDS, credible_kinds, vpn_columns
 
 N_CLASSES = len(CLASS_NAMES)
 OPENVPN_CODE = VPN_KINDS.index("openvpn")
@@ -198,6 +198,8 @@ class FlowTable:
                 acc.vpn["openvpn"] = ev.packets
                 acc.vpn_seconds = dict(ev.seconds)
             acc.vpn_evidence = acc.vpn_evidence or why
+        for acc in self.flows.values():
+            acc.vpn = credible_kinds(acc.vpn)
         return list(self.flows.values())
 
 
