@@ -11,6 +11,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from .calls import Call, parse_endpoint, tls_to_relay
+from .evidence import recording_until
 from .zones import ZoneMap
 
 PRINCIPLES = {
@@ -21,6 +22,9 @@ PRINCIPLES = {
     "udp": "UDP is strongly preferred over TCP for media.",
     "relay": "The service's relays are reached on UDP 3478-3481 (TCP 443 as a fallback).",
 }
+
+
+LATE_S = 2.0  # a handshake not finished this long after it began, while the capture records, failed
 
 
 class Finding(NamedTuple):
@@ -308,33 +312,68 @@ def tunnel_findings(a, zm: ZoneMap, calls: list[Call], already: list[Finding]) -
 
 
 def _dtls_failed(a) -> list[Finding]:
+    """A handshake that did not finish, judged by what the capture could see: a fatal alert fails it; no
+    completion fails it only when the capture kept recording for LATE_S after it began (else the capture
+    ends during the handshake); an attempt the client replaced by a handshake to the same server that
+    completed is a retry. A session without a hello was set up before the capture: nothing to judge."""
     if "dtls_sessions" not in a.tables:
         return []
     ds = a.dtls_sessions
+    if not len(ds):
+        return []
+    last_rec = a.dtls.groupby(["file", "session"]).ts_ns.max().to_dict() if len(a.dtls) else {}
     out = []
-    end = max((c.last_ts_ns or 0) for c in a.captures)
     for r in ds.itertuples(index=False):
-        late = (end - r.start_ts.value) / 1e9 > 2
+        if pd.isna(r.client_hello_frame) and pd.isna(r.server_hello_frame):
+            continue  # no handshake seen: dtls_sessions.state says so
         fatal = isinstance(r.alerts, str) and "fatal" in r.alerts
-        if (not r.completed and late) or fatal:
-            why = (
-                "fatal alert"
-                if fatal
-                else ("no completion, repeated flights" if r.retransmitted_flights >= 2 else "no completion")
+        if r.completed and not fatal:
+            continue
+        start = r.start_ts.value
+        last = int(last_rec.get((r.file, r.session), start))
+        recorded_s = (recording_until(a, int(r.file), last) - start) / 1e9
+        where = f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}"
+        frames = _frames([r.client_hello_frame, r.server_hello_frame, r.first_frame])
+        if not fatal and recorded_s <= LATE_S:
+            out.append(Finding(
+                None, "dtls-incomplete", "info", "DTLS handshake not finished: the capture ends during the handshake",
+                "The capture stops recording within "
+                f"{LATE_S:.0f} s of the handshake's start: whether it completed cannot be told.",
+                f"{where}, last record {(last - start) / 1e9:.3f} s after the first, the recording ends "
+                f"{recorded_s:.3f} s after the first",
+                "Capture for longer after the call starts.", frames))
+            continue
+        retry = ds[(ds.file == r.file) & (ds.client == r.client) & (ds.server == r.server)
+                   & (ds.server_port == r.server_port) & ds.completed & (ds.start_ts > r.start_ts)]
+        why = (
+            "fatal alert"
+            if fatal
+            else ("no completion, repeated flights" if r.retransmitted_flights >= 2 else "no completion")
+        )
+        evidence = (f"{where}, alerts: {r.alerts or 'none'}, retransmitted flights {r.retransmitted_flights}, "
+                    f"the capture recorded {recorded_s:.1f} s after the first hello")
+        if len(retry) and not fatal:
+            again = retry.iloc[0]
+            out.append(Finding(
+                None, "dtls-failed", "info", "DTLS handshake attempt unanswered; a later one to the same server "
+                f"completed (frame {int(again.first_frame)})",
+                "The client gave up this attempt and a new handshake with the same server succeeded.",
+                f"{evidence}; completed from {again.client}:{again.client_port}",
+                "Nothing to do for media: the handshake that followed completed.",
+                _frames([r.client_hello_frame, r.first_frame, again.first_frame])))
+            continue
+        out.append(
+            Finding(
+                None,
+                "dtls-failed",
+                "error",
+                f"DTLS handshake failed ({why})",
+                "Media keys come from the DTLS-SRTP handshake: without it no media flows.",
+                evidence,
+                "Check fingerprints in the signaling and anything that drops large UDP datagrams.",
+                frames,
             )
-            out.append(
-                Finding(
-                    None,
-                    "dtls-failed",
-                    "error",
-                    f"DTLS handshake failed ({why})",
-                    "Media keys come from the DTLS-SRTP handshake: without it no media flows.",
-                    f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}, alerts: {r.alerts or 'none'}, "
-                    f"retransmitted flights {r.retransmitted_flights}",
-                    "Check fingerprints in the signaling and anything that drops large UDP datagrams.",
-                    _frames([r.client_hello_frame, r.server_hello_frame, r.first_frame]),
-                )
-            )
+        )
     return out
 
 

@@ -1,0 +1,55 @@
+"""What the capture itself can and cannot show, for the findings that rest on something missing.
+
+A missing answer is only evidence when the capture was recording while the answer was due: a capture
+that ends (or, in a file glued from several captures, jumps hours ahead) right after a request cannot
+tell a refused request from one whose answer came a moment later. A capture that holds one direction
+only (a one-way SPAN port, a capture filter on the source) has no answers at all: every "unanswered"
+in it says nothing about the network.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+GAP_NS = 30_000_000_000  # no packet at all for this long: the recording stopped (or the file jumps)
+
+
+def _spans(a, file: int) -> list[tuple[int, int]]:
+    return sorted((f.first_ts, f.last_ts) for t in a.flow_tables for f in t.flows.values() if f.file == file)
+
+
+def recording_until(a, file: int, t_ns: int) -> int:
+    """The last moment of the stretch of recording that holds `t_ns`: flows that start within GAP_NS of
+    the stretch's end extend it. A flow is taken as active between its first and last packet."""
+    end = t_ns
+    for first, last in _spans(a, file):
+        if first > end + GAP_NS:
+            break
+        end = max(end, last)
+    return end
+
+
+class OneDirection(NamedTuple):
+    """The capture holds packets one way only: no flow has a packet back."""
+
+    senders: list[str]
+    packets: int
+    flows: int
+    frames: list[int]  # the first packet of each flow (up to 20)
+
+
+MIN_ONE_WAY_FLOWS = 1
+MIN_ONE_WAY_PACKETS = 20
+
+
+def one_direction(a, file: int) -> OneDirection | None:
+    """A file whose every flow carries packets in one direction only (and enough of them to matter)."""
+    flows = [f for t in a.flow_tables for f in t.flows.values() if f.file == file]
+    if len(flows) < MIN_ONE_WAY_FLOWS or any(f.packets_ab and f.packets_ba for f in flows):
+        return None
+    packets = sum(f.packets_ab + f.packets_ba for f in flows)
+    if packets < MIN_ONE_WAY_PACKETS:
+        return None
+    senders = sorted({(f.a if f.packets_ab else f.b)[0] for f in flows})
+    frames = sorted(f.first_frame for f in flows)[:20]
+    return OneDirection(senders, packets, len(flows), frames)
