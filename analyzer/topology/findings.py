@@ -377,9 +377,12 @@ def _dtls_failed(a) -> list[Finding]:
     return out
 
 
-def _one_way(a, calls: list[Call]) -> list[Finding]:
+def _one_way(a, calls: list[Call], one_way_files: frozenset = frozenset()) -> list[Finding]:
     """From the media stage's per-direction view: a direction silent for more than 2 s while the other
-    direction flows. Attached to the call whose endpoints it joins."""
+    direction flows. Attached to the call whose endpoints it joins. When the silent side still sends
+    RTCP or DTLS application data (SCTP: the data channel) the same way, the path works both ways: the
+    far end is not sending media, which is no network fault. A file that holds one direction only
+    cannot tell (evidence.one_direction)."""
     if "media_directions" not in a.tables:
         return []
     md = a.media_directions
@@ -387,22 +390,103 @@ def _one_way(a, calls: list[Call]) -> list[Finding]:
         return []
     out = []
     for r in md[md.one_way.fillna(False).astype(bool)].itertuples(index=False):
+        if r.file in one_way_files:
+            continue
         ends = {(r.sender, int(r.sender_port)), (r.receiver, int(r.receiver_port))}
         call = next((c.call for c in calls if _joins(c, ends)), None)
+        media_frames = _direction_frames(a, md, r)
+        alive, what = _still_sending(a, r)
+        silence = f"{r.sender}:{r.sender_port} -> {r.receiver}:{r.receiver_port} silent for {float(r.silent_s):.1f} s"
+        if alive:
+            out.append(Finding(
+                call, "one-way-media", "warning", "One-way media: the far end sends no media, though the path "
+                "works both ways",
+                f"{r.sender} sends no RTP, yet in the silence it sent {what} the same way: its packets get "
+                "through. The far end is not sending (muted, receive-only, or an SFU that forwards nothing).",
+                f"{silence} while {r.receiver} sends ({int(r.packets)} RTP packets this way); {what} from "
+                f"{r.sender} in that time",
+                "Check the far end (mute, a receive-only transceiver, what the SFU forwards), not the firewall.",
+                _frames(alive[:10] + media_frames)))
+            continue
         out.append(
             Finding(
                 call,
                 "one-way-media",
                 "error",
                 "One-way media",
-                "Both directions of a call carry media; one is silent here.",
-                f"{r.sender}:{r.sender_port} -> {r.receiver}:{r.receiver_port} silent for "
-                f"{float(r.silent_s):.1f} s while {r.receiver} sends ({int(r.packets)} packets this way)",
+                "Both directions of a call carry media; one is silent here, and nothing else came that way.",
+                f"{silence} while {r.receiver} sends ({int(r.packets)} packets this way); no RTCP or DTLS from "
+                f"{r.sender} in that time",
                 "Look for a firewall or NAT that drops one direction, or a muted/failed capture device.",
-                [],
+                media_frames,
             )
         )
     return out
+
+
+def _direction_frames(a, md: pd.DataFrame, r) -> list[int]:
+    """The first and last frames of the media flowing the other way, and where the silent side's own
+    streams (if any) stopped."""
+    st = a.streams
+    rev = md[(md.file == r.file) & (md.conversation == r.conversation) & (md.sender == r.receiver)
+             & (md.sender_port == r.receiver_port)]
+    flowing = {x for v in rev.ssrcs for x in str(v).split(",") if x}
+    silent = {x for x in str(r.ssrcs or "").split(",") if x and r.ssrcs == r.ssrcs}
+    mine = st[st.file == r.file]
+    fl = mine[mine.ssrc_hex.isin(flowing)]
+    si = mine[mine.ssrc_hex.isin(silent)]
+    return _frames(list(fl.first_frame) + list(fl.last_frame) + list(si.last_frame))
+
+
+def _aliases(a, ep: tuple[str, int]) -> set[tuple[str, int]]:
+    """An endpoint and the relayed addresses it allocated (its packets through the relay come from them)."""
+    out = {ep}
+    al = a.allocations
+    if len(al):
+        mine = al[(al.client == ep[0]) & (al.client_port.astype("Int64") == ep[1]) & al.relayed_address.notna()]
+        out |= {(x, int(p)) for x, p in zip(mine.relayed_address, mine.relayed_port, strict=True)}
+    return out
+
+
+def _still_sending(a, r) -> tuple[list[int], str]:
+    """Frames of RTCP and DTLS application data sent sender -> receiver during the direction's silence."""
+    spans = [(iv["start_ts_ns"], iv["end_ts_ns"]) for iv in (r.silent_intervals or [])]
+    src, dst = _aliases(a, (r.sender, int(r.sender_port))), _aliases(a, (r.receiver, int(r.receiver_port)))
+
+    def pick(df: pd.DataFrame, outer: bool) -> pd.DataFrame:
+        if not len(df):
+            return df
+        df = df[df.file == r.file]
+        s = pd.Series(list(zip(df.src, df.sport.astype(int), strict=True)), index=df.index).isin(src)
+        d = pd.Series(list(zip(df.dst, df.dport.astype(int), strict=True)), index=df.index).isin(dst)
+        if outer:
+            os_ = pd.Series(list(zip(df.outer_src, df.outer_sport.fillna(-1).astype(int), strict=True)),
+                            index=df.index).isin(src)
+            od = pd.Series(list(zip(df.outer_dst, df.outer_dport.fillna(-1).astype(int), strict=True)),
+                           index=df.index).isin(dst)
+            s, d = s | os_, d | od
+        df = df[s & d]
+        t = df.ts_ns.astype("int64")
+        inside = pd.Series(False, index=df.index)
+        for lo, hi in spans:
+            inside |= (t >= lo) & (t <= hi)
+        return df[inside]
+
+    rtcp = pick(a.rtcp_reports, outer=False) if "rtcp_reports" in a.tables else pd.DataFrame()
+    dtls = a.dtls
+    app = pick(dtls[dtls.content_type == "application_data"], outer=True) if len(dtls) else pd.DataFrame()
+    parts, frames = [], []
+    if len(rtcp):
+        rtcp = rtcp.drop_duplicates("frame")
+        kinds = ", ".join(sorted({str(k) for k in rtcp.packet_type.dropna()}))
+        name = "SRTCP" if rtcp.srtcp.astype(bool).all() else "RTCP"
+        parts.append(f"{len(rtcp)} {name} packets ({kinds})")
+        frames += [int(x) for x in rtcp.frame]
+    if len(app):
+        app = app.drop_duplicates("frame")
+        parts.append(f"{len(app)} DTLS application data records (SCTP, the data channel)")
+        frames += [int(x) for x in app.frame]
+    return sorted(frames), " and ".join(parts)
 
 
 def _joins(c: Call, ends: set) -> bool:
