@@ -53,3 +53,30 @@ def one_direction(a, file: int) -> OneDirection | None:
     senders = sorted({(f.a if f.packets_ab else f.b)[0] for f in flows})
     frames = sorted(f.first_frame for f in flows)[:20]
     return OneDirection(senders, packets, len(flows), frames)
+
+
+SUSTAINED_S = 3  # consecutive seconds at a call's packet rate
+STEADY_RATIO = 2.0  # busiest to quietest of those seconds: a call's rate is even, a download's bursts are not
+AUDIO_MAX_BYTES = 400  # mean tunnel packet: Opus/G.711 frames plus SRTP and tunnel overhead stay well below
+
+
+def call_shape(seconds: dict[int, int], packets: int, nbytes: int, busy_rate: int) -> str | None:
+    """How a tunnel's packets per second look like a call (steady, sustained, audio-sized), or None."""
+    run: list[int] = []
+    best: list[int] = []
+    prev = None
+    for sec in sorted(seconds):
+        n = seconds[sec]
+        if n >= busy_rate and prev is not None and sec == prev + 1 and run:
+            run.append(n)
+        elif n >= busy_rate:
+            run = [n]
+        else:
+            run = []
+        prev = sec
+        if len(run) > len(best):
+            best = list(run)
+    mean = nbytes / packets if packets else 0
+    if len(best) < SUSTAINED_S or max(best) > STEADY_RATIO * min(best) or not 0 < mean <= AUDIO_MAX_BYTES:
+        return None
+    return f"{len(best)} consecutive seconds of {min(best)}-{max(best)} packets/s, mean packet {mean:.0f} bytes"

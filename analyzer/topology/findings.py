@@ -11,8 +11,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from .calls import Call, parse_endpoint, tls_to_relay
-from .evidence import recording_until
-from .zones import ZoneMap
+from .evidence import call_shape, recording_until
+from .zones import BUSY_RATE, ZoneMap
 
 PRINCIPLES = {
     "direct": "Media for peer-to-peer calls takes the most direct route available.",
@@ -290,24 +290,42 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
 
 
 def tunnel_findings(a, zm: ZoneMap, calls: list[Call], already: list[Finding]) -> list[Finding]:
-    """A tunnel carrying a call's packet rate (seconds of >= 40 packets) while no media from that host
-    travels outside the tunnel: the media is inside the VPN."""
+    """A tunnel carrying a call's packet rate while no media from that host travels outside the tunnel.
+    With the VPN user's call in view (its ICE, its media at the customer egress) the media is inside the
+    VPN: media-over-vpn. Without a call in view the rate alone shows at most that the tunnel may hold
+    one, and only when the rate has a call's shape (evidence.call_shape)."""
     out: list[Finding] = []
     if any(f.code == "media-over-vpn" for f in already):
         return out  # the media itself was seen from a VPN pool address: that finding says it already
     flows = a.flows
     outside_media = flows[flows.media & flows.vpn.isna()]
+    accs = {(f.file, f.a, f.b): f for t in a.flow_tables for f in t.flows.values()}
     for t in zm.tunnels:
         mine = outside_media[(outside_media.src == t.client[0]) | (outside_media.dst == t.client[0])]
-        if t.busy_seconds >= 2 and not len(mine):
-            call = next((c.call for c in calls if c.tunnel is t), None)
+        if t.busy_seconds < 2 or len(mine):
+            continue
+        ends = f"{t.client[0]}:{t.client[1]} -> {t.server[0]}:{t.server[1]} ({', '.join(sorted(t.kinds))})"
+        call = next((c.call for c in calls if c.tunnel is t), None)
+        if call is not None:
             out.append(Finding(call, "media-over-vpn", "error", "Call media inside the VPN tunnel",
-                               PRINCIPLES["vpn"], f"{t.client[0]}:{t.client[1]} -> {t.server[0]}:{t.server[1]} "
-                               f"({', '.join(sorted(t.kinds))}): {t.busy_seconds} s at a call's packet rate "
+                               PRINCIPLES["vpn"], f"{ends}: {t.busy_seconds} s at a call's packet rate "
                                f"(>= 40 packets/s), {t.packets} packets in all, and no media outside the tunnel "
                                "from that host" + (f"; the tunnel: {t.evidence}" if t.evidence else ""),
                                "Configure split tunnelling so the service's media ranges bypass "
                                "the VPN.", [t.first_frame]))
+            continue
+        acc = accs.get((t.file, t.client, t.server)) or accs.get((t.file, t.server, t.client))
+        shape = acc and call_shape(acc.vpn_seconds, acc.packets_ab + acc.packets_ba, acc.bytes_ab + acc.bytes_ba,
+                                   BUSY_RATE)
+        if not shape:
+            continue  # bursts, a download, a few seconds: nothing says a call
+        out.append(Finding(None, "vpn-call-like-traffic", "info", "Tunnel with call-like traffic: media may be inside",
+                           f"{PRINCIPLES['vpn']} No call is visible in this capture; the tunnel's packet rate has a "
+                           "call's shape, so a call's media may travel inside it.",
+                           f"{ends}: {shape}; {t.packets} packets in all, no media outside the tunnel from "
+                           f"{t.client[0]}" + (f"; the tunnel: {t.evidence}" if t.evidence else ""),
+                           "Capture the tunnel interface (or the far side) to see the call; if it is one, configure "
+                           "split tunnelling so the service's media ranges bypass the VPN.", [t.first_frame]))
     return out
 
 
