@@ -6,6 +6,7 @@ the source document it tests, the frames to look at, and what to do. Codes are s
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import NamedTuple
 
 import pandas as pd
@@ -515,18 +516,36 @@ def _joins(c: Call, ends: set) -> bool:
     return any(set(e) == ends for e in c.media_ends)
 
 
+MIN_TTL_PACKETS = 5  # media packets at one TTL before it counts as a path
+
+
+def _ttl_steps(spans: dict[int, list[int]]) -> list[tuple[int, int, int, int]]:
+    """(old TTL, its last frame, new TTL, its first frame) where one direction's media moved from one TTL
+    to another for good: the old value's last packet comes before the new value's first. Values whose
+    frames interleave are two senders behind one address (a load balancer, STUN and media served by
+    different hosts), not a path change."""
+    vals = sorted(((lo, hi, t) for t, (lo, hi, n) in spans.items() if n >= MIN_TTL_PACKETS))
+    return [(t1, hi1, t2, lo2) for (_lo1, hi1, t1), (lo2, _hi2, t2) in pairwise(vals)
+            if hi1 < lo2 and abs(t1 - t2) >= 2]
+
+
 def _middlebox(a) -> list[Finding]:
     out = []
     f = a.flows
     media = f[f.media & ~f.relayed & (f.transport == "udp")]
+    accs = {(x.file, x.a, x.b): x for t in a.flow_tables for x in t.flows.values()}
     for r in media.itertuples(index=False):
-        changed = []
-        for d, name in (("ttl_fwd", "sender to receiver"), ("ttl_rev", "receiver to sender")):
-            v = getattr(r, d)
-            if isinstance(v, str) and "-" in v:
-                lo, hi = map(int, v.split("-"))
-                if hi - lo >= 2:
-                    changed.append(f"TTL {v} {name}")
+        acc = accs.get((r.file, (r.src, r.sport), (r.dst, r.dport))) or accs.get((r.file, (r.dst, r.dport),
+                                                                                 (r.src, r.sport)))
+        if acc is None:
+            continue
+        changed, frames = [], []
+        for d in ("ab", "ba"):
+            sender, receiver = (acc.a, acc.b) if d == "ab" else (acc.b, acc.a)
+            for t1, f1, t2, f2 in _ttl_steps(acc.media_ttl[d]):
+                changed.append(f"{sender[0]}:{sender[1]} -> {receiver[0]}:{receiver[1]} media TTL {t1} until frame "
+                               f"{f1}, {t2} from frame {f2}")
+                frames += [f1, f2]
         if changed:
             out.append(
                 Finding(
@@ -534,19 +553,24 @@ def _middlebox(a) -> list[Finding]:
                     "unsupported-middlebox",
                     "warning",
                     "TTL changes in the middle of a media flow",
-                    PRINCIPLES["vpn"],
-                    f"{r.src}:{r.sport} <-> {r.dst}:{r.dport}: {'; '.join(changed)}",
+                    f"{PRINCIPLES['vpn']} The media of one direction arrives over a path of another length "
+                    "from some point on: something re-routed or proxied it.",
+                    "; ".join(changed),
                     "Look for a device that re-routes or proxies media on this path.",
-                    [int(r.first_frame)],
+                    _frames(frames),
                 )
             )
     if len(a.files) > 1:
-        seen: dict[tuple, set] = {}
+        seen: dict[tuple, dict] = {}
         for r in media.itertuples(index=False):
-            key = (r.src, r.sport, r.dst, r.dport)
-            seen.setdefault(key, set()).add(r.dscp_fwd)
+            if not isinstance(r.dscp_fwd, str):
+                continue
+            acc = accs.get((r.file, (r.src, r.sport), (r.dst, r.dport)))
+            first = acc.dscp_frame["ab"] if acc is not None else {}
+            frame = min((first[int(v)] for v in r.dscp_fwd.split(",") if int(v) in first), default=r.first_frame)
+            seen.setdefault((r.src, r.sport, r.dst, r.dport), {}).setdefault(r.dscp_fwd, (int(r.file), int(frame)))
         for key, marks in seen.items():
-            if len({m for m in marks if isinstance(m, str)}) > 1:
+            if len(marks) > 1:
                 out.append(
                     Finding(
                         None,
@@ -554,9 +578,10 @@ def _middlebox(a) -> list[Finding]:
                         "warning",
                         "DSCP rewritten between capture points",
                         PRINCIPLES["vpn"],
-                        f"{key}: DSCP {sorted(m for m in marks if isinstance(m, str))}",
+                        f"{key}: DSCP "
+                        + "; ".join(f"{m} in file {fi} (frame {fr})" for m, (fi, fr) in sorted(marks.items())),
                         "Find the device that rewrites DSCP between the two capture points.",
-                        [],
+                        _frames(fr for _fi, fr in marks.values()),
                     )
                 )
     return out
