@@ -160,7 +160,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                                 _frames([nom.first_success_frame, sel.first_check_frame]),
                             )
                         )
-    out += _relay_unreachable(allocs)
+    out += _relay_unreachable(a, allocs)
     out += _dtls_failed(a)
     out += _one_way(a, calls)
     out += _middlebox(a)
@@ -179,9 +179,10 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
         t = tls_to_relay(a, c, zm)
         if t is None:
             return []
-        return [Finding(c.call, "tcp-fallback", "warning", "Media reaches the relay over TCP/TLS (UDP blocked)",
+        title, note = _udp_seen(allocs, t.src)
+        return [Finding(c.call, "tcp-fallback", "warning", title,
                         PRINCIPLES["udp"], f"no UDP path; {t.src}:{t.sport} -> {t.dst}:{t.dport} {t.protocols} "
-                        f"({int(t.packets)} packets): TURN over TLS/TCP, its Allocate and media encrypted",
+                        f"({int(t.packets)} packets): TURN over TLS/TCP, its Allocate and media encrypted; {note}",
                         "Allow UDP 3478-3481 to the service's relay ranges.", [int(t.first_frame)])]
     sel = c.selected[0]
     ev, frames = "", [sel.first_check_frame]
@@ -216,18 +217,14 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
             frames.append(int(t.first_frame))
     if not ev:
         return []
-    udp = allocs[allocs.transport == "udp"]
-    udp_note = (
-        "no UDP allocation attempted"
-        if not len(udp)
-        else f"UDP allocations: {', '.join(f'{r.client} {r.state}' for r in udp.itertuples())}"
-    )
+    client_host = sel.wire.split(" -> ")[0].rpartition(":")[0] if isinstance(sel.wire, str) else sel.local_address
+    title, udp_note = _udp_seen(allocs, client_host)
     return [
         Finding(
             c.call,
             "tcp-fallback",
             "warning",
-            "Media reaches the relay over TCP/TLS (UDP blocked)",
+            title,
             PRINCIPLES["udp"],
             f"{ev}; {udp_note}",
             "Allow UDP 3478-3481 to the service's relay ranges.",
@@ -236,27 +233,83 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
     ]
 
 
-def _relay_unreachable(allocs: pd.DataFrame) -> list[Finding]:
-    bad = allocs[allocs.state.isin(["unanswered", "failed"])]
-    if not len(bad) or ((allocs.state == "allocated").any() and not (bad.state == "failed").any()):
+def _udp_seen(allocs: pd.DataFrame, client: str) -> tuple[str, str]:
+    """(title, evidence) of a TCP/TLS relay path by what the capture shows of the client's UDP allocations:
+    "UDP blocked" only when UDP was tried and got nothing."""
+    own = allocs[(allocs.transport == "udp") & (allocs.client == client)]
+    if not len(own):
+        return "Media reaches the relay over TCP/TLS; no UDP allocation was tried", "no UDP allocation attempted"
+    note = "UDP allocations: " + ", ".join(f"{r.client}:{r.client_port} -> {r.server}:{r.server_port} {r.state}"
+                                           for r in own.itertuples())
+    if (own.allocated_frame.notna() | own.state.isin(["allocated", "deallocated"])).any():
+        return "Media reaches the relay over TCP/TLS although a UDP allocation succeeded", note
+    if (own.state == "unanswered").all():
+        return "Media reaches the relay over TCP/TLS (UDP allocations unanswered: UDP blocked)", note
+    return "Media reaches the relay over TCP/TLS (UDP allocations refused)", note
+
+
+def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
+    """Allocations unanswered or refused. With no allocation answered anywhere the relays are out of
+    reach (error); refused ones beside answered ones are a warning; unanswered ones beside an allocation
+    that succeeded (the same relay on UDP 3478 while UDP 443 got nothing, or another relay) are
+    alternatives the client tried: info. An Allocate sent as the recording stops proves nothing."""
+    if not len(allocs):
         return []
-    ev = "; ".join(
-        f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}/{r.transport} {r.state}"
-        + (f" ({r.errors})" if r.errors else "")
-        for r in bad.itertuples()
-    )
-    return [
-        Finding(
-            None,
-            "relay-unreachable",
-            "error" if not (allocs.state == "allocated").any() else "warning",
-            "TURN allocations unanswered or refused",
-            PRINCIPLES["relay"],
-            ev[:800],
-            "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
-            _frames(bad.first_frame),
-        )
+    ok = allocs.allocated_frame.notna() | allocs.state.isin(["allocated", "deallocated"])
+    bad = allocs[allocs.state.isin(["unanswered", "failed"])]
+    recorded = [
+        (recording_until(a, int(r.file), r.first_ts.value) - r.first_ts.value) / 1e9 > LATE_S
+        for r in bad.itertuples(index=False)
     ]
+    bad = bad[[st == "failed" or rec for st, rec in zip(bad.state, recorded, strict=True)]]
+    if not len(bad):
+        return []
+
+    def where(rows: pd.DataFrame) -> str:
+        return "; ".join(
+            f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}/{r.transport} {r.state}"
+            + (f" ({r.errors})" if r.errors else "")
+            for r in rows.itertuples()
+        )[:800]
+
+    def requests(rows: pd.DataFrame) -> list[int]:
+        """Every Allocate request of these allocations (retransmissions included), not only the first."""
+        st = a.stun
+        req = st[(st.method == "Allocate") & (st.cls == "request") & ~st.relayed]
+        keys = set(zip(rows.file, rows.client, rows.client_port.astype(int), rows.server, rows.server_port.astype(int),
+                       strict=True))
+        mine = [k in keys for k in zip(req.file, req.src, req.sport.astype(int), req.dst, req.dport.astype(int),
+                                       strict=True)]
+        return list(req[mine].frame) or list(rows.first_frame)
+
+    good = allocs[ok]
+    worked = "; ".join(
+        f"{r.server}:{r.server_port}/{r.transport} allocated (frame {int(r.allocated_frame)})"
+        for r in good.itertuples() if pd.notna(r.allocated_frame)
+    )[:400]
+    if not len(good):
+        return [Finding(None, "relay-unreachable", "error", "TURN allocations unanswered or refused",
+                        PRINCIPLES["relay"], where(bad),
+                        "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
+                        _frames(requests(bad)))]
+    out = []
+    failed = bad[bad.state == "failed"]
+    if len(failed):
+        out.append(Finding(None, "relay-unreachable", "warning", "TURN allocations refused",
+                           PRINCIPLES["relay"], f"{where(failed)}; while {worked}",
+                           "Check the credentials and the relay's quota for the refused allocations.",
+                           _frames(requests(failed) + list(good.allocated_frame))))
+    alt = bad[bad.state == "unanswered"]
+    if len(alt):
+        same = alt.server.isin(set(good.server)).all()
+        out.append(Finding(None, "relay-unreachable", "info",
+                           "TURN allocation on an alternative unanswered; "
+                           + ("the same relay allocated on another transport" if same else "another relay allocated"),
+                           "Clients try several relay addresses and transports at once; one answered, so media "
+                           "has a relay.", f"{where(alt)}; while {worked}",
+                           "Nothing needed for this call; open the unanswered transport if it is the preferred one.",
+                           _frames(requests(alt) + list(good.allocated_frame))))
+    return out
 
 
 def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:

@@ -117,7 +117,7 @@ def test_relay_unreachable(tmp_path):
     for _ in range(4):
         cb.allocate(A, SERVER, RELAYED, MAPPED, answer=False)
     cb.check(A, B_EXT, "bb", "aa", nominate=True)
-    cb.media(A, B_EXT, 2)
+    cb.media(A, B_EXT, 3)  # the recording goes on for 3 s after the requests: their answers were due
     p = tmp_path / "unreach.pcap"
     cb.write(p)
     a = analyze(p)
