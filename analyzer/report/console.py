@@ -158,8 +158,12 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
     for s in a.captures:
         out.print(f"[bold]{_esc(s.file)}[/bold]: {s.packets:,} packets, {s.duration_s:.1f} s"
                   + (f", [yellow]{sum(s.damaged.values()):,} damaged[/yellow]" if s.damaged else ""))
+    one_way = findings[findings.code == "one-direction-capture"]
+    for f in one_way.itertuples(index=False):
+        out.print(f"[yellow]{_esc(f.title)}[/yellow]: answers and the other media direction are not in it.")
     if not len(calls):
-        out.print("No call found: no ICE checks, TURN allocations or RTP media in this capture.")
+        out.print("No call found: no ICE checks, TURN allocations or RTP media in this capture."
+                  if not len(one_way) else "No call can be told from one direction of its packets.")
     for c in calls.itertuples(index=False):
         out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
         if c.path:

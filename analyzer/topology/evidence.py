@@ -30,29 +30,31 @@ def recording_until(a, file: int, t_ns: int) -> int:
 
 
 class OneDirection(NamedTuple):
-    """The capture holds packets one way only: no flow has a packet back."""
+    """The capture holds packets one way only: no flow has a packet back, and no host that sends is
+    sent to (an ICMP error coming back to the sender is an answer: the capture sees both ways)."""
 
     senders: list[str]
+    receivers: list[str]
     packets: int
     flows: int
     frames: list[int]  # the first packet of each flow (up to 20)
 
 
-MIN_ONE_WAY_FLOWS = 1
 MIN_ONE_WAY_PACKETS = 20
 
 
 def one_direction(a, file: int) -> OneDirection | None:
     """A file whose every flow carries packets in one direction only (and enough of them to matter)."""
     flows = [f for t in a.flow_tables for f in t.flows.values() if f.file == file]
-    if len(flows) < MIN_ONE_WAY_FLOWS or any(f.packets_ab and f.packets_ba for f in flows):
+    if not flows or any(f.packets_ab and f.packets_ba for f in flows):
         return None
     packets = sum(f.packets_ab + f.packets_ba for f in flows)
-    if packets < MIN_ONE_WAY_PACKETS:
+    senders = {(f.a if f.packets_ab else f.b)[0] for f in flows}
+    receivers = {(f.b if f.packets_ab else f.a)[0] for f in flows}
+    if packets < MIN_ONE_WAY_PACKETS or senders & receivers:
         return None
-    senders = sorted({(f.a if f.packets_ab else f.b)[0] for f in flows})
     frames = sorted(f.first_frame for f in flows)[:20]
-    return OneDirection(senders, packets, len(flows), frames)
+    return OneDirection(sorted(senders), sorted(receivers), packets, len(flows), frames)
 
 
 SUSTAINED_S = 3  # consecutive seconds at a call's packet rate

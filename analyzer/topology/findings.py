@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from .calls import Call, parse_endpoint, tls_to_relay
-from .evidence import call_shape, recording_until
+from .evidence import call_shape, one_direction, recording_until
 from .zones import BUSY_RATE, ZoneMap
 
 PRINCIPLES = {
@@ -160,11 +160,39 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                                 _frames([nom.first_success_frame, sel.first_check_frame]),
                             )
                         )
-    out += _relay_unreachable(a, allocs)
-    out += _dtls_failed(a)
-    out += _one_way(a, calls)
+    one_way_files = {i: d for i in range(len(a.files)) if (d := one_direction(a, i)) is not None}
+    blind = frozenset(one_way_files)
+    out += _relay_unreachable(a, allocs[~allocs.file.isin(blind)] if len(allocs) else allocs)
+    out += _dtls_failed(a, blind)
+    out += _one_way(a, calls, blind)
     out += _middlebox(a)
+    if one_way_files and len(one_way_files) == len(a.files):  # no answer could be in the capture at all
+        out = [f for f in out if f.code not in ABSENCE_CODES]
+    out += [_one_direction_finding(a, i, d) for i, d in one_way_files.items()]
     return out
+
+
+# rules that rest on something not arriving: a capture of one direction cannot support them
+ABSENCE_CODES = frozenset(("ice-failed", "direct-path-blocked", "relay-unreachable", "dtls-failed", "dtls-incomplete",
+                           "one-way-media"))
+
+
+def _one_direction_finding(a, file: int, d) -> Finding:
+    name = a.files[file].rsplit("/", 1)[-1]
+    def hosts(xs: list[str]) -> str:
+        return ", ".join(xs[:6]) + (f" and {len(xs) - 6} more" if len(xs) > 6 else "")
+
+    who = (f"sent to {d.receivers[0]}" if len(d.receivers) == 1 and len(d.senders) > 1
+           else f"sent by {hosts(d.senders)}")
+    return Finding(
+        None, "one-direction-capture", "info",
+        f"The capture holds one direction only: every packet is {who}",
+        "No packet travels back in any flow: a one-way SPAN port or a capture filter on the source. Unanswered "
+        "checks, allocations and handshakes, and a silent media direction, cannot be judged from this file.",
+        f"{name}: {d.packets} packets in {d.flows} flows, none with a packet in the other direction",
+        "Capture both directions (mirror ingress and egress on the SPAN port, or capture on the client).",
+        d.frames,
+    )
 
 
 def _capture_agents(a, zm: ZoneMap) -> set[str]:
@@ -383,7 +411,7 @@ def tunnel_findings(a, zm: ZoneMap, calls: list[Call], already: list[Finding]) -
     return out
 
 
-def _dtls_failed(a) -> list[Finding]:
+def _dtls_failed(a, blind: frozenset = frozenset()) -> list[Finding]:
     """A handshake that did not finish, judged by what the capture could see: a fatal alert fails it; no
     completion fails it only when the capture kept recording for LATE_S after it began (else the capture
     ends during the handshake); an attempt the client replaced by a handshake to the same server that
@@ -396,6 +424,8 @@ def _dtls_failed(a) -> list[Finding]:
     last_rec = a.dtls.groupby(["file", "session"]).ts_ns.max().to_dict() if len(a.dtls) else {}
     out = []
     for r in ds.itertuples(index=False):
+        if r.file in blind:
+            continue  # a file of one direction: the answer could never be in it
         if pd.isna(r.client_hello_frame) and pd.isna(r.server_hello_frame):
             continue  # no handshake seen: dtls_sessions.state says so
         fatal = isinstance(r.alerts, str) and "fatal" in r.alerts
