@@ -277,10 +277,10 @@ def _udp_seen(allocs: pd.DataFrame, client: str) -> tuple[str, str]:
 
 
 def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
-    """Allocations unanswered or refused. With no allocation answered anywhere the relays are out of
-    reach (error); refused ones beside answered ones are a warning; unanswered ones beside an allocation
-    that succeeded (the same relay on UDP 3478 while UDP 443 got nothing, or another relay) are
-    alternatives the client tried: info. An Allocate sent as the recording stops proves nothing."""
+    """Allocations unanswered or refused, per client host. A client with no allocation answered reached
+    no relay (error); refused ones beside its answered ones are a warning; unanswered ones beside one of
+    its allocations that succeeded (the same relay on UDP 3478 while UDP 443 got nothing, or another
+    relay) are alternatives it tried: info. An Allocate sent as the recording stops proves nothing."""
     if not len(allocs):
         return []
     ok = allocs.allocated_frame.notna() | allocs.state.isin(["allocated", "deallocated"])
@@ -310,33 +310,37 @@ def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
                                        strict=True)]
         return list(req[mine].frame) or list(rows.first_frame)
 
-    good = allocs[ok]
-    worked = "; ".join(
-        f"{r.server}:{r.server_port}/{r.transport} allocated (frame {int(r.allocated_frame)})"
-        for r in good.itertuples() if pd.notna(r.allocated_frame)
-    )[:400]
-    if not len(good):
-        return [Finding(None, "relay-unreachable", "error", "TURN allocations unanswered or refused",
-                        PRINCIPLES["relay"], where(bad),
-                        "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
-                        _frames(requests(bad)))]
     out = []
-    failed = bad[bad.state == "failed"]
-    if len(failed):
-        out.append(Finding(None, "relay-unreachable", "warning", "TURN allocations refused",
-                           PRINCIPLES["relay"], f"{where(failed)}; while {worked}",
-                           "Check the credentials and the relay's quota for the refused allocations.",
-                           _frames(requests(failed) + list(good.allocated_frame))))
-    alt = bad[bad.state == "unanswered"]
-    if len(alt):
-        same = alt.server.isin(set(good.server)).all()
-        out.append(Finding(None, "relay-unreachable", "info",
-                           "TURN allocation on an alternative unanswered; "
-                           + ("the same relay allocated on another transport" if same else "another relay allocated"),
-                           "Clients try several relay addresses and transports at once; one answered, so media "
-                           "has a relay.", f"{where(alt)}; while {worked}",
-                           "Nothing needed for this call; open the unanswered transport if it is the preferred one.",
-                           _frames(requests(alt) + list(good.allocated_frame))))
+    good_all = allocs[ok]
+    for client in sorted(set(bad.client)):
+        mine, good = bad[bad.client == client], good_all[good_all.client == client]
+        worked = "; ".join(
+            f"{r.server}:{r.server_port}/{r.transport} allocated (frame {int(r.allocated_frame)})"
+            for r in good.itertuples() if pd.notna(r.allocated_frame)
+        )[:400]
+        if not len(good):  # this client reached no relay at all
+            out.append(Finding(None, "relay-unreachable", "error", "TURN allocations unanswered or refused",
+                               PRINCIPLES["relay"], where(mine),
+                               "Check that UDP 3478 and TCP 443 reach the relays, and the credentials.",
+                               _frames(requests(mine))))
+            continue
+        failed = mine[mine.state == "failed"]
+        if len(failed):
+            out.append(Finding(None, "relay-unreachable", "warning", "TURN allocations refused",
+                               PRINCIPLES["relay"], f"{where(failed)}; while {worked}",
+                               "Check the credentials and the relay's quota for the refused allocations.",
+                               _frames(requests(failed) + list(good.allocated_frame))))
+        alt = mine[mine.state == "unanswered"]
+        if len(alt):
+            same = alt.server.isin(set(good.server)).all()
+            out.append(Finding(None, "relay-unreachable", "info",
+                               "TURN allocation on an alternative unanswered; "
+                               + ("the same relay allocated on another transport" if same
+                                  else "another relay allocated"),
+                               f"Clients try several relay addresses and transports at once; {client} got an "
+                               "allocation, so its media has a relay.", f"{where(alt)}; while {worked}",
+                               "Nothing needed for this call; open the unanswered transport if it is the preferred "
+                               "one.", _frames(requests(alt) + list(good.allocated_frame))))
     return out
 
 

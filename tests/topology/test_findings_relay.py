@@ -90,3 +90,17 @@ def test_tcp_fallback_after_unanswered_udp_allocations_says_udp_blocked(tmp_path
     a = analyze(p)
     (f,) = a.findings[a.findings.code == "tcp-fallback"].itertuples()
     assert f.title == "Media reaches the relay over TCP/TLS (UDP allocations unanswered: UDP blocked)"
+
+
+def test_another_clients_allocation_does_not_make_an_alternative(tmp_path):
+    """A's Allocates go unanswered while another host allocates on the same relay: A reached no relay."""
+    cb = CallBuilder()
+    for _ in range(2):
+        cb.allocate(A, RELAY_3478, RELAYED, MAPPED, answer=False)
+    cb.allocate(("10.1.0.12", 50000), RELAY_3478, ("52.112.5.5", 50600), MAPPED)
+    cb.check(A, B_EXT, "bb", "aa", nominate=True)
+    cb.media(A, B_EXT, 3)
+    p = tmp_path / "other.pcap"
+    cb.write(p)
+    (f,) = analyze(p).findings[lambda d: d.code == "relay-unreachable"].itertuples()
+    assert (f.severity, f.frames) == ("error", [1, 2])
