@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from ..ice.sessions import IN_PROGRESS_S
 from .calls import Call, parse_endpoint, tls_to_relay
 from .evidence import call_shape, one_direction, recording_until
 from .zones import BUSY_RATE, ZoneMap
@@ -51,7 +52,14 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     for c in calls:
         sp = pairs[pairs.session.isin(c.sessions)]
         states = [sessions.loc[s].state for s in c.sessions]
-        if c.sessions and all(st == "failed" for st in states):
+        if c.sessions and all(st == "failed" for st in states) and not _checks_recorded(a, sp):
+            out.append(Finding(
+                c.call, "ice-incomplete", "info", "ICE not finished: the capture ends during the connectivity checks",
+                f"The recording stops less than {IN_PROGRESS_S:.0f} s after the checks began: whether one would "
+                "have succeeded cannot be told.",
+                "; ".join(f"{p.description}: {p.state}" for p in sp.itertuples())[:600],
+                "Capture for longer after the call starts.", _frames(sp.first_check_frame)))
+        elif c.sessions and all(st == "failed" for st in states):
             out.append(
                 Finding(
                     c.call,
@@ -173,8 +181,8 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
 
 
 # rules that rest on something not arriving: a capture of one direction cannot support them
-ABSENCE_CODES = frozenset(("ice-failed", "direct-path-blocked", "relay-unreachable", "dtls-failed", "dtls-incomplete",
-                           "one-way-media"))
+ABSENCE_CODES = frozenset(("ice-failed", "ice-incomplete", "direct-path-blocked", "relay-unreachable", "dtls-failed",
+                           "dtls-incomplete", "one-way-media"))
 
 
 def _one_direction_finding(a, file: int, d) -> Finding:
@@ -193,6 +201,17 @@ def _one_direction_finding(a, file: int, d) -> Finding:
         "Capture both directions (mirror ingress and egress on the SPAN port, or capture on the client).",
         d.frames,
     )
+
+
+def _checks_recorded(a, sp: pd.DataFrame) -> bool:
+    """Did the capture keep recording IN_PROGRESS_S after some pair's first check (time for an answer)?"""
+    for p in sp.itertuples(index=False):
+        if pd.isna(p.first_check_ts):
+            continue
+        t = p.first_check_ts.value
+        if (recording_until(a, int(p.file), t) - t) / 1e9 >= IN_PROGRESS_S:
+            return True
+    return False
 
 
 def _capture_agents(a, zm: ZoneMap) -> set[str]:
