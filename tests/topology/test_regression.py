@@ -46,3 +46,46 @@ def test_the_file_is_json_with_one_finding_per_line():
     findings = sum(len(v.get("findings", [])) for v in data.values())
     assert sum(1 for ln in lines if ln.strip().startswith('{"call"') and '"code"' in ln) == findings
     assert list(data) == sorted(data)
+
+
+def _entry(key: str) -> dict:
+    return regress.load()[key]
+
+
+def test_approved_values_read_off_the_packets():
+    """Entries of the approved file checked against tshark (the others by the tests named in them)."""
+    from tests.conftest import public_capture, tshark_fields
+
+    # g711a: 236 packets, all 10.1.3.143 -> 10.1.6.18; demo_rtp: two flows from 192.168.83.237, frames 1 and 7
+    g711 = tshark_fields(public_capture("SIPp_sipp/g711a.pcap"), ["ip.src", "ip.dst"])
+    assert {tuple(r) for r in g711} == {("10.1.3.143", "10.1.6.18")} and len(g711) == 236
+    assert _entry("public/SIPp_sipp/g711a.pcap")["findings"] == [
+        {"call": None, "code": "one-direction-capture", "frames": [1], "severity": "info"}
+    ]
+    demo = tshark_fields(
+        public_capture("membraneframework_membrane_rtp_plugin/demo_rtp.pcap"), ["frame.number", "ip.src", "udp.srcport"]
+    )
+    first = {}
+    for fr, src, port in demo:
+        first.setdefault((src, port), int(fr))
+    assert sorted(first.values()) == [1, 7] and {s for s, _ in first} == {"192.168.83.237"}
+    # stun_dtls_rtp: 44 the Allocate over TCP 3478, 53 the Send indication carrying the check, 57 its Data
+    # indication answer
+    rows = tshark_fields(
+        public_capture("ntop_nDPI/stun_dtls_rtp.pcapng"),
+        ["frame.number", "stun.type"],
+        display_filter="frame.number==44 || frame.number==53 || frame.number==57",
+    )
+    assert [tuple(r) for r in rows] == [("44", "0x0003"), ("53", "0x0016"), ("57", "0x0017")]
+    got = {(f["code"], tuple(f["frames"])) for f in _entry("public/ntop_nDPI/stun_dtls_rtp.pcapng")["findings"]}
+    assert got == {("tcp-fallback", (44, 53)), ("relay-hairpin", (53, 57)), ("non-cloud-relay", (53,))}
+    # stun_tcp_multiple_msgs_same_pkt: the server's SYN-ACK (frame 1), then Allocate requests only (2-5) over 10.9 s
+    rows = tshark_fields(
+        public_capture("ntop_nDPI/stun_tcp_multiple_msgs_same_pkt.pcap"),
+        ["frame.number", "frame.time_relative", "stun.type"],
+    )
+    assert [r[2].split(",")[0] for r in rows] == ["", "0x0003", "0x0003", "0x0003", "0x0003"]
+    assert float(rows[-1][1]) > 10
+    assert _entry("public/ntop_nDPI/stun_tcp_multiple_msgs_same_pkt.pcap")["findings"] == [
+        {"call": None, "code": "relay-unreachable", "frames": [2, 3, 4, 5], "severity": "error"}
+    ]
