@@ -63,6 +63,13 @@ class DtlsSession(NamedTuple):
     alerts: tuple[str, ...]
     retransmitted_flights: int
     hello_verify: bool  # HelloVerifyRequest (DTLS 1.2) or a HelloRetryRequest with a cookie (DTLS 1.3)
+    state: str = "incomplete"  # completed / incomplete / failed / STATE_NO_HANDSHAKE / STATE_BEFORE_CAPTURE
+
+
+# A session is only called completed when its handshake was seen: encrypted records both ways without a
+# hello say the keys were agreed before the capture began, not when or whether the handshake succeeded.
+STATE_BEFORE_CAPTURE = "established before the capture (no handshake seen)"
+STATE_NO_HANDSHAKE = "no handshake seen"
 
 
 class _Side:
@@ -106,11 +113,20 @@ class _Session:
         self.sides = {client: _Side(), server: _Side()}
 
     def freeze(self) -> DtlsSession:
+        hello = self.ch_frame is not None or self.sh_frame is not None
+        done = self.completed_ts_ns if hello else None
+        if not hello:
+            both = all(side.encrypted for side in self.sides.values())
+            state = STATE_BEFORE_CAPTURE if both else STATE_NO_HANDSHAKE
+        elif any(a.startswith("fatal/") for a in self.alerts):
+            state = "failed"
+        else:
+            state = "completed" if done is not None else "incomplete"
         return DtlsSession(
             self.client, self.server, self.first_frame, self.ch_frame, self.sh_frame, self.start_ts_ns,
-            self.completed_ts_ns, self.completed_ts_ns is not None, self.version, self.cipher, self.srtp,
+            done, done is not None, self.version, self.cipher, self.srtp,
             self.sides[self.client].fingerprint, self.sides[self.server].fingerprint, tuple(self.alerts),
-            self.retransmitted_flights, self.hello_verify,
+            self.retransmitted_flights, self.hello_verify, state,
         )
 
 

@@ -10,7 +10,11 @@ payload byte (0 past the end). Rules are tried in order; the first that holds na
   IKE version byte (major 1 or 2).
 - nat-t-esp: UDP 4500, >= 8 bytes, non-zero SPI.
 - wireguard-*: any UDP port; byte 0 type 1..4, three zero bytes, size 148 / 92 / 64 / data >= 32 and a
-  multiple of 16, or > 1296 (the padding to 16 is capped at the tunnel MTU).
+  multiple of 16, or > 1296 (the padding to 16 is capped at the tunnel MTU). On a DNS port (53, 5353,
+  5355) a DNS header is not WireGuard: a query whose ID is 0x0100-0x04FF with flags 0 has the same first
+  four bytes, and a DNS query's counts (QDCOUNT 1, ANCOUNT 0) would be a random receiver index there.
+  A cookie reply answers a handshake message under load: `credible_kinds` drops it from a flow that
+  carries no handshake.
 - anyconnect-dtls: UDP 443, DTLS record type 20..23, pre-standard version 0x0100, record length fits.
 - openvpn: UDP or TCP port 1194 with a known opcode (byte 0 >> 3 in 1..11; on TCP after the 2-byte length)
   and a minimum size; or, on any port, a hard reset (client v2/v3, server v2, key id 0) whose size and
@@ -46,6 +50,8 @@ PORT_IKE, PORT_NATT, PORT_OPENVPN, PORT_ANYCONNECT = 500, 4500, 1194, 443
 # WireGuard pads the plaintext to 16 bytes but never beyond the tunnel MTU: a data message whose size is no
 # multiple of 16 is MTU-capped, so bigger than 32 + 1280 - 16 (1280 = the smallest MTU we expect).
 WG_PAD_CAPPED = 1296
+DNS_PORTS = (53, 5353, 5355)  # DNS, mDNS, LLMNR: same header
+WG_HANDSHAKES = frozenset(("wireguard-initiation", "wireguard-response"))
 OVPN_HMAC_SIZES = (16, 20, 32, 64)  # tls-auth digests: MD5, SHA1, SHA256, SHA512
 OVPN_AUTH_EXTRA = 8  # tls-auth / tls-crypt replay packet id + net time
 OVPN_TLS_CRYPT_TAG = 32
@@ -157,7 +163,9 @@ def _rules(r) -> list[tuple[int, object]]:
     b0 = r.u8(0)
     natt = udp & _port(r, PORT_NATT)
     ike500 = udp & _port(r, PORT_IKE) & (n >= 28) & (((r.u8(17) >> 4) == 1) | ((r.u8(17) >> 4) == 2))
-    wg = udp & _zero(r, 1, 3)
+    dns_port = _port(r, DNS_PORTS[0]) | _port(r, DNS_PORTS[1]) | _port(r, DNS_PORTS[2])
+    dns_query = (_u16(r, 4) == 1) & (_u16(r, 6) == 0)  # QDCOUNT 1, ANCOUNT 0 (flags 0: no QR bit)
+    wg = udp & _zero(r, 1, 3) & ((dns_port & dns_query) == 0)
     ct = r.u8(0)
     tcp_len = _u16(r, 0)
     return [
@@ -170,13 +178,32 @@ def _rules(r) -> list[tuple[int, object]]:
         (VPN_CODES["wireguard-response"], wg & (b0 == 2) & (n == 92)),
         (VPN_CODES["wireguard-cookie"], wg & (b0 == 3) & (n == 64)),
         (VPN_CODES["wireguard-data"], wg & (b0 == 4) & (n >= 32) & ((n % 16 == 0) | (n > WG_PAD_CAPPED))),
-        (VPN_CODES["anyconnect-dtls"], udp & _port(r, PORT_ANYCONNECT) & (n >= 13) & (ct >= 20) & (ct <= 23)
-         & (_u16(r, 1) == 0x0100) & (_u16(r, 11) + 13 <= n)),
-        (VPN_CODES["openvpn"], (udp & _port(r, PORT_OPENVPN) & _ovpn_known(r, 0, n))
-         | (tcp & _port(r, PORT_OPENVPN) & (n >= 3) & _ovpn_known(r, 2, tcp_len))
-         | r.only(udp & _is_reset(b0), lambda q: _ovpn_reset(q, 0, q.n))
-         | r.only(tcp & (tcp_len == n - 2) & _is_reset(r.u8(2)), lambda q: _ovpn_reset(q, 2, q.n - 2))),
+        (
+            VPN_CODES["anyconnect-dtls"],
+            udp
+            & _port(r, PORT_ANYCONNECT)
+            & (n >= 13)
+            & (ct >= 20)
+            & (ct <= 23)
+            & (_u16(r, 1) == 0x0100)
+            & (_u16(r, 11) + 13 <= n),
+        ),
+        (
+            VPN_CODES["openvpn"],
+            (udp & _port(r, PORT_OPENVPN) & _ovpn_known(r, 0, n))
+            | (tcp & _port(r, PORT_OPENVPN) & (n >= 3) & _ovpn_known(r, 2, tcp_len))
+            | r.only(udp & _is_reset(b0), lambda q: _ovpn_reset(q, 0, q.n))
+            | r.only(tcp & (tcp_len == n - 2) & _is_reset(r.u8(2)), lambda q: _ovpn_reset(q, 2, q.n - 2)),
+        ),
     ]
+
+
+def credible_kinds(kinds: dict[str, int]) -> dict[str, int]:
+    """A flow's VPN signature counts without those its other packets contradict: a WireGuard cookie
+    reply is only sent in answer to a handshake message, so a flow without one has no cookie reply."""
+    if "wireguard-cookie" in kinds and not WG_HANDSHAKES & kinds.keys():
+        return {k: n for k, n in kinds.items() if k != "wireguard-cookie"}
+    return kinds
 
 
 def classify_vpn(proto: int, sport: int, dport: int, payload: bytes) -> str | None:

@@ -206,10 +206,16 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
         _left_out(out, s)
         for w in s.time_warnings[:3]:
             out.print(f"  [yellow]time: {_esc(w)}[/yellow]")
+    one_way = findings[findings.code == "one-direction-capture"]
+    for f in one_way.itertuples(index=False):
+        out.print(f"[yellow]{_esc(f.title)}[/yellow]: answers and the other media direction are not in it.")
     if not len(calls):
-        from .common import no_call_text
+        if len(one_way):
+            out.print("No call can be told from one direction of its packets.")
+        else:
+            from .common import no_call_text
 
-        out.print(_esc(no_call_text(a)))
+            out.print(_esc(no_call_text(a)))
     for c in calls.itertuples(index=False):
         out.print(f"\n[bold]Call {c.call}: {c.topology}[/bold]")
         if c.path:

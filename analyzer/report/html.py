@@ -90,9 +90,14 @@ def _captures(a) -> str:
 def verdict_html(a) -> str:
     calls = C.table(a, "calls")
     if calls is not None:
+        findings = C.table(a, "findings")
+        titles = [] if findings is None else list(findings[findings.code == "one-direction-capture"].title)
+        note = "".join(f"<p><b>{esc(t)}</b>: answers and the other media direction are not in it.</p>"
+                       for t in titles)
         if len(calls) == 0:
-            return f"<p>{esc(C.no_call_text(a))}</p>"
-        return table_html(calls, VERDICT_COLUMNS, cls="verdict")
+            return note + (f"<p>{esc(C.no_call_text(a))}</p>" if not note
+                           else "<p>No call can be told from one direction of its packets.</p>")
+        return note + table_html(calls, VERDICT_COLUMNS, cls="verdict")
     sessions = C.table(a, "sessions")
     out = '<p class="muted">The topology stage is not available: ICE sessions instead of calls.</p>'
     if sessions is None or len(sessions) == 0:

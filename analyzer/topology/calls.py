@@ -133,16 +133,9 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
     busy = [t for t in zm.tunnels if t.busy_seconds >= 2]
     _follow_tunnels(calls, busy, a, zm, paths)
     vpn_calls = [c for c in calls if any(v[0] in ("vpn", "vpn-user") for v in c.locations.values())]
-    for t in busy:  # media only visible as a tunnel's packet rate (captured on the VPN user's physical side)
+    for t in busy:  # a tunnel's packet rate alone is no call (findings.tunnel_findings says what it shows)
         if vpn_calls:  # the VPN user's call is visible in another capture point: the tunnel is its path
             vpn_calls[0].tunnel = t
-            continue
-        c = Call(len(calls), tunnel=t, topology="undetermined", path=f"{t.client[0]}:{t.client[1]} -> "
-                 f"{t.server[0]}:{t.server[1]} VPN tunnel ({', '.join(sorted(t.kinds))})")
-        c.locations[t.client[0]] = ("vpn-user", zm.zone(t.client[0]).rule)
-        c.reason = ("a VPN user's media inside its tunnel: the other participant is not visible from this "
-                    "capture point (capture the tunnel interface or the far side to tell the use case)")
-        calls.append(c)
     return calls
 
 

@@ -17,9 +17,10 @@ from ..capture.reader import flow_keys
 from ..dissect.openvpn_flow import RESET_OPCODES, FlowEvidence
 from ..dissect.openvpn_flow import Features as OvpnFeatures
 from ..dissect.openvpn_flow import features as ovpn_features
-from ..dissect.vpn import VPN_KINDS, vpn_columns
+from ..dissect.vpn import VPN_KINDS, credible_kinds, vpn_columns
 
 N_CLASSES = len(CLASS_NAMES)
+MEDIA_CLASSES = np.array([CLASS_NAMES.index("rtp"), CLASS_NAMES.index("rtcp")])
 OPENVPN_CODE = VPN_KINDS.index("openvpn")
 SYN = 0x02
 
@@ -46,6 +47,10 @@ class FlowAcc:
     vpn_seconds: dict[int, int] = field(default_factory=dict)  # tunnel packets per second (VPN flows only)
     dscp: dict[str, set] = field(default_factory=lambda: {"ab": set(), "ba": set()})
     ttl: dict[str, list[int]] = field(default_factory=lambda: {"ab": [], "ba": []})  # [min, max]
+    # per direction, TTL of the media (RTP/RTCP) packets -> [first frame, last frame, packets]: a path change
+    # shows as one TTL ending before another begins; two senders behind one address interleave theirs
+    media_ttl: dict[str, dict[int, list[int]]] = field(default_factory=lambda: {"ab": {}, "ba": {}})
+    dscp_frame: dict[str, dict[int, int]] = field(default_factory=lambda: {"ab": {}, "ba": {}})  # first frame
     vpn_evidence: str | None = None  # why a tunnel found from the flow as a whole is one
 
 
@@ -159,6 +164,22 @@ class FlowTable:
                 rng.extend([t, t])
             else:
                 rng[0], rng[1] = min(rng[0], t), max(rng[1], t)
+        self._frames_of(uniq, inv, ab, ttl, dscp, b, idx)
+
+    def _frames_of(self, uniq, inv, ab, ttl, dscp, b, idx) -> None:
+        """First/last frame and count per (flow, direction, media TTL); first frame per (flow, direction, DSCP)."""
+        fr = b.frame[idx].astype(np.int64)
+        key = (inv.astype(np.int64) << 9) | (ab.astype(np.int64) << 8)
+        for code, lo, _hi, _n in _frame_spans(key | dscp.astype(np.int64), fr):
+            acc = self.flows[int(uniq[code >> 9])]
+            acc.dscp_frame["ab" if (code >> 8) & 1 else "ba"].setdefault(code & 0xFF, lo)
+        media = np.isin(b.cls[idx], MEDIA_CLASSES)
+        if not media.any():
+            return
+        for code, lo, hi, n in _frame_spans((key | ttl.astype(np.int64))[media], fr[media]):
+            acc = self.flows[int(uniq[code >> 9])]
+            span = acc.media_ttl["ab" if (code >> 8) & 1 else "ba"].setdefault(code & 0xFF, [lo, hi, 0])
+            span[0], span[1], span[2] = min(span[0], lo), max(span[1], hi), span[2] + n
 
     def _openvpn(self, uniq, inv, ab, b, idx, vpn) -> None:
         """Evidence for OpenVPN recognised by its flow (openvpn_flow.py), for the UDP flows not already
@@ -198,7 +219,21 @@ class FlowTable:
                 acc.vpn["openvpn"] = ev.packets
                 acc.vpn_seconds = dict(ev.seconds)
             acc.vpn_evidence = acc.vpn_evidence or why
+        for acc in self.flows.values():
+            acc.vpn = credible_kinds(acc.vpn)
         return list(self.flows.values())
+
+
+def _frame_spans(codes: np.ndarray, frames: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(code, first frame, last frame, packets) per distinct code."""
+    u, inv = np.unique(codes, return_inverse=True)
+    inv = inv.ravel()
+    lo = np.full(u.size, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.zeros(u.size, dtype=np.int64)
+    np.minimum.at(lo, inv, frames)
+    np.maximum.at(hi, inv, frames)
+    n = np.bincount(inv, minlength=u.size)
+    return list(zip(u.tolist(), lo.tolist(), hi.tolist(), n.tolist(), strict=True))
 
 
 def protocols(acc: FlowAcc, dissected: set[str] | None = None) -> list[str]:

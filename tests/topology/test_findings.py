@@ -117,7 +117,7 @@ def test_relay_unreachable(tmp_path):
     for _ in range(4):
         cb.allocate(A, SERVER, RELAYED, MAPPED, answer=False)
     cb.check(A, B_EXT, "bb", "aa", nominate=True)
-    cb.media(A, B_EXT, 2)
+    cb.media(A, B_EXT, 3)  # the recording goes on for 3 s after the requests: their answers were due
     p = tmp_path / "unreach.pcap"
     cb.write(p)
     a = analyze(p)
@@ -150,7 +150,10 @@ def test_ttl_change_mid_flow_is_a_middlebox_sign(tmp_path):
     a = direct_call(tmp_path, A, B_EXT, ttl_change=True)
     assert "unsupported-middlebox" in codes(a)
     f = a.findings.set_index("code").loc["unsupported-middlebox"]
-    assert "50-64" in f.evidence
+    # frames 1-4 are the checks; media alternates A -> B, B -> A from frame 5; TTL 50 from packet 75 on
+    assert "10.1.0.11:50000 -> 203.0.113.9:61000 media TTL 64 until frame 153, 50 from frame 155" in f.evidence
+    assert f.frames == [153, 154, 155, 156]
+    assert "unsupported-middlebox" not in codes(direct_call(tmp_path, A, B_EXT))
 
 
 @pytest.mark.parametrize(

@@ -46,8 +46,10 @@ def test_stun_pcap_relayed_call_through_a_non_cloud_turn_server():
     f = a.findings
     mine = f[f.call == relayed.call]
     assert set(mine.code) == {"non-cloud-relay"}
+    # its checks (Send indications, frames 152, 158, 160) begin 0.35 s before the recording of that
+    # capture ends (frame 161; frame 162 is 50 days later): not answered yet, not failed
     failed = calls.loc[str(s.loc["r/El:zo3J"].session)]
-    assert set(f[f.call == failed.call].code) == {"ice-failed"}
+    assert set(f[f.call == failed.call].code) == {"ice-incomplete"}
 
 
 def test_webrtc_direct_call_has_no_findings():
