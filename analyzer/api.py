@@ -264,7 +264,9 @@ def _topology(a: Analysis):
         calls = build_calls(a, zm, a.paths.paths())
         found = build_findings(a, calls, zm)
         found += tunnel_findings(a, zm, calls, found)
-        a._cache["_topology"] = (calls_table(calls, a.flows), findings_table(found))
+        from .annotate.filters import add_display_filters
+
+        a._cache["_topology"] = (calls_table(calls, a.flows), add_display_filters(findings_table(found), a))
     return a._cache["_topology"]
 
 

@@ -1,0 +1,75 @@
+"""A Wireshark display filter per finding, showing its evidence, for the user to paste.
+
+A finding with frames gets `frame.number in {9, 10, 15}` (comma-separated, as Wireshark 4 requires): exactly those frames, in the capture they come
+from (`frames_file`, when several captures were analysed together and the tables tell which). A finding
+without frames that names a 5-tuple in its evidence gets a filter on that conversation (both directions).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pandas as pd
+
+from .notes import finding_frame_files, frame_sources
+
+_ADDR = r"\[?([0-9A-Fa-f:.]+?)\]?"
+_TUPLE_ARROW = re.compile(_ADDR + r":(\d+) <?-> " + _ADDR + r":(\d+)")
+_TUPLE_REPR = re.compile(r"\('([0-9A-Fa-f:.]+)', (\d+), '([0-9A-Fa-f:.]+)', (\d+)\)")
+
+
+def _ip_field(addr: str) -> str | None:
+    try:
+        return "ip.addr" if ipaddress.ip_address(addr).version == 4 else "ipv6.addr"
+    except ValueError:
+        return None
+
+
+def conversation_filter(a: str, ap: int, b: str, bp: int, transport: str = "udp") -> str:
+    """Both directions of one conversation (addresses and ports in either order)."""
+    fa, fb = _ip_field(a), _ip_field(b)
+    if fa is None or fb is None or transport not in ("udp", "tcp"):
+        return ""
+    addr = f"{fa} == {a}" if a == b else f"{fa} == {a} && {fb} == {b}"
+    ports = f"{transport}.port == {ap}" if ap == bp else f"{transport}.port == {ap} && {transport}.port == {bp}"
+    return f"{addr} && {ports}"
+
+
+def display_filter(frames: list[int], evidence: str = "", flows: pd.DataFrame | None = None) -> str:
+    """The filter for one finding: its frames, else the conversation its evidence names ("" if none)."""
+    if frames:
+        return "frame.number in {" + ", ".join(str(int(f)) for f in sorted(set(frames))) + "}"
+    m = _TUPLE_ARROW.search(evidence or "") or _TUPLE_REPR.search(evidence or "")
+    if not m:
+        return ""
+    a, ap, b, bp = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+    transport = "udp"
+    if flows is not None and len(flows) and "transport" in flows.columns:
+        hit = flows[
+            ((flows.src == a) & (flows.sport == ap) & (flows.dst == b) & (flows.dport == bp))
+            | ((flows.src == b) & (flows.sport == bp) & (flows.dst == a) & (flows.dport == ap))
+        ]
+        if len(hit):
+            transport = str(hit.transport.iloc[0])
+    return conversation_filter(a, ap, b, bp, transport)
+
+
+def add_display_filters(findings: pd.DataFrame, a) -> pd.DataFrame:
+    """The findings table with `display_filter` and `frames_file` (index into `files` of the capture the
+    frame numbers belong to; missing when several captures were read and the tables cannot tell)."""
+    findings = findings.copy()
+    flows = a.flows if "flows" in a.tables else None
+    sources = frame_sources(a) if len(a.files) > 1 and len(findings) else {}
+    filters, files = [], []
+    for r in findings.itertuples(index=False):
+        frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
+        filters.append(display_filter(frames, str(r.evidence), flows))
+        where = set(finding_frame_files(a, frames, sources).values()) if frames else set()
+        if len(a.files) == 1:
+            files.append(0)
+        else:
+            files.append(next(iter(where)) if len(where) == 1 and None not in where else None)
+    findings["display_filter"] = pd.Series(filters, index=findings.index, dtype=object)
+    findings["frames_file"] = pd.array(files, dtype="Int64")
+    return findings
