@@ -264,9 +264,7 @@ def _topology(a: Analysis):
         calls = build_calls(a, zm, a.paths.paths())
         found = build_findings(a, calls, zm)
         found += tunnel_findings(a, zm, calls, found)
-        from .annotate.filters import add_display_filters
-
-        a._cache["_topology"] = (calls_table(calls, a.flows), add_display_filters(findings_table(found), a))
+        a._cache["_topology"] = (calls_table(calls, a.flows), findings_table(found))
     return a._cache["_topology"]
 
 
@@ -277,7 +275,9 @@ def _calls(a: Analysis) -> pd.DataFrame:
 
 @_table("findings")
 def _findings(a: Analysis) -> pd.DataFrame:
-    return _topology(a)[1]
+    from .annotate.filters import add_display_filters
+
+    return add_display_filters(_topology(a)[1], a)  # a Wireshark filter per finding, for pasting
 
 
 def _normalize(df):

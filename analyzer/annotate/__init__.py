@@ -11,8 +11,16 @@ from .copy import CopyReport, copy_with_comments
 from .filters import add_display_filters, display_filter
 from .notes import Note, build_notes, per_file
 
-__all__ = ["CopyReport", "Note", "add_display_filters", "annotate", "annotate_analysis", "build_notes",
-           "display_filter", "output_paths"]
+__all__ = [
+    "CopyReport",
+    "Note",
+    "add_display_filters",
+    "annotate",
+    "annotate_analysis",
+    "build_notes",
+    "display_filter",
+    "output_paths",
+]
 
 SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap")
 

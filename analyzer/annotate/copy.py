@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..capture.formats import CaptureFile, RecordChunk, _u32
+from ..capture.formats import CHUNK_BYTES, CaptureFile, RecordChunk, _u32
 from . import pcapng as P
 
 SUB_BATCH = 1 << 20  # data bytes per gather when converting pcap records (bounds the index arrays)
@@ -42,15 +42,20 @@ class CopyReport:
 
 
 def copy_with_comments(
-    path: str, output: str, comments: dict[int, list[str]], section_comments: list[str] | None = None
+    path: str,
+    output: str,
+    comments: dict[int, list[str]],
+    section_comments: list[str] | None = None,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> CopyReport:
     """Write `path` as pcapng to `output` with `comments` (frame -> texts) on the frames and
-    `section_comments` on the first section header."""
+    `section_comments` on the first section header, reading `chunk_bytes` of records at a time."""
     with CaptureFile(path) as cap, open(output, "wb") as out:
         rep = CopyReport(path, output, cap.format)
         writer = _PcapngCopy(cap, out, rep) if cap.format == "pcapng" else _PcapCopy(cap, out, rep)
         writer.start(list(section_comments or []))
-        for chunk in cap.chunks():
+        for chunk in cap.chunks(chunk_bytes):
             writer.chunk(chunk, comments)
         writer.finish()
     frames_seen = rep.records

@@ -1,18 +1,20 @@
 """A Wireshark display filter per finding, showing its evidence, for the user to paste.
 
-A finding with frames gets `frame.number in {9, 10, 15}` (comma-separated, as Wireshark 4 requires): exactly those frames, in the capture they come
-from (`frames_file`, when several captures were analysed together and the tables tell which). A finding
-without frames that names a 5-tuple in its evidence gets a filter on that conversation (both directions).
+A finding with frames gets `frame.number in {9, 10, 15}` (commas: Wireshark 4 requires them), exactly
+those frames in the capture they come from (`frames_file`; with several captures, a filter per file when
+the frames are spread over them). A finding without frames that names a 5-tuple in its evidence gets a
+filter on that conversation, both directions.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 
 import pandas as pd
 
-from .notes import finding_frame_files, frame_sources
+from .notes import finding_frame_files
 
 _ADDR = r"\[?([0-9A-Fa-f:.]+?)\]?"
 _TUPLE_ARROW = re.compile(_ADDR + r":(\d+) <?-> " + _ADDR + r":(\d+)")
@@ -57,19 +59,26 @@ def display_filter(frames: list[int], evidence: str = "", flows: pd.DataFrame | 
 
 def add_display_filters(findings: pd.DataFrame, a) -> pd.DataFrame:
     """The findings table with `display_filter` and `frames_file` (index into `files` of the capture the
-    frame numbers belong to; missing when several captures were read and the tables cannot tell)."""
+    frame numbers belong to; missing when several captures were read and the frames are not all of one
+    known file: the filter then names each file's frames, "client-a.pcap: frame.number in {9, 10};
+    relay.pcap: frame.number in {41}", and frames whose file is unknown as "capture unknown: ...")."""
     findings = findings.copy()
     flows = a.flows if "flows" in a.tables else None
-    sources = frame_sources(a) if len(a.files) > 1 and len(findings) else {}
     filters, files = [], []
     for r in findings.itertuples(index=False):
         frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
-        filters.append(display_filter(frames, str(r.evidence), flows))
-        where = set(finding_frame_files(a, frames, sources).values()) if frames else set()
-        if len(a.files) == 1:
-            files.append(0)
-        else:
-            files.append(next(iter(where)) if len(where) == 1 and None not in where else None)
+        where = finding_frame_files(a, r)
+        kinds = set(where.values())
+        if len(a.files) == 1 or not frames or (len(kinds) == 1 and None not in kinds):
+            filters.append(display_filter(frames, str(r.evidence), flows))
+            files.append(0 if len(a.files) == 1 else (next(iter(kinds)) if frames else None))
+            continue
+        parts = []
+        for i in sorted(k for k in kinds if k is not None) + ([None] if None in kinds else []):
+            name = os.path.basename(a.files[i]) if i is not None else "capture unknown"
+            parts.append(f"{name}: {display_filter([f for f in frames if where[f] == i])}")
+        filters.append("; ".join(parts))
+        files.append(None)
     findings["display_filter"] = pd.Series(filters, index=findings.index, dtype=object)
     findings["frames_file"] = pd.array(files, dtype="Int64")
     return findings

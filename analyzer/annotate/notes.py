@@ -12,17 +12,24 @@ from typing import NamedTuple
 
 import pandas as pd
 
-# The table columns a finding's frame numbers are drawn from (topology/findings.py): a frame of a
-# finding lies in file F when every row of these columns holding that number is F's.
-FINDING_FRAME_SOURCES = (
-    ("pairs", "first_check_frame"),
-    ("pairs", "first_success_frame"),
-    ("allocations", "first_frame"),
-    ("dtls_sessions", "first_frame"),
-    ("dtls_sessions", "client_hello_frame"),
-    ("dtls_sessions", "server_hello_frame"),
-    ("flows", "first_frame"),
-)
+# The table columns a finding's frame numbers are drawn from (topology/findings.py), per finding code; a
+# code not listed may draw on any of them. A frame of a finding lies in file F when every row of its
+# code's columns holding that number is F's (pairs: only the finding's call's pairs).
+_PAIRS = (("pairs", "first_check_frame"), ("pairs", "first_success_frame"))
+_DTLS = tuple(("dtls_sessions", c) for c in ("first_frame", "client_hello_frame", "server_hello_frame"))
+ANY_SOURCE = (*_PAIRS, ("allocations", "first_frame"), *_DTLS, ("flows", "first_frame"))
+FINDING_FRAME_SOURCES = {
+    "ice-failed": _PAIRS,
+    "direct-path-blocked": _PAIRS,
+    "relay-hairpin": _PAIRS,
+    "non-cloud-relay": _PAIRS,
+    "media-not-on-nominated-pair": _PAIRS,
+    "tcp-fallback": (*_PAIRS, ("allocations", "first_frame"), ("flows", "first_frame")),
+    "media-over-vpn": (*_PAIRS, ("flows", "first_frame")),
+    "relay-unreachable": (("allocations", "first_frame"),),
+    "dtls-failed": _DTLS,
+    "unsupported-middlebox": (("flows", "first_frame"),),
+}
 
 
 class Note(NamedTuple):
@@ -44,32 +51,47 @@ def _tables(a) -> set[str]:
     return set(a.tables)
 
 
-def frame_sources(a) -> dict[int, set[int]]:
-    """Frame number -> the files whose finding-source rows hold it."""
+def frame_sources(a, code: str = "", call=None) -> dict[int, set[int]]:
+    """Frame number -> the files whose rows, in the columns finding `code` draws on, hold it."""
     out: dict[int, set[int]] = {}
     have = _tables(a)
-    for table, col in FINDING_FRAME_SOURCES:
+    sessions = _call_sessions(a, call)
+    for table, col in FINDING_FRAME_SOURCES.get(code, ANY_SOURCE):
         if table not in have:
             continue
         df = getattr(a, table)
         if col not in df.columns or "file" not in df.columns or not len(df):
             continue
+        if table == "pairs" and sessions is not None:
+            df = df[df.session.isin(sessions)]
         sub = df[[col, "file"]].dropna()
         for frame, file in zip(sub[col].astype("int64"), sub["file"].astype("int64"), strict=True):
             out.setdefault(int(frame), set()).add(int(file))
     return out
 
 
-def finding_frame_files(a, frames: list[int], sources: dict[int, set[int]] | None = None) -> dict[int, int | None]:
-    """Each finding frame's file: the only file when there is one capture; otherwise the file whose
-    source rows alone hold that frame number, None when several do (or none)."""
+def _call_sessions(a, call) -> list[int] | None:
+    """The ICE sessions of a finding's call (findings.py takes a call's pairs from these), None if unknown."""
+    if call is None or pd.isna(call) or "calls" not in _tables(a):
+        return None
+    rows = a.calls[a.calls.call == int(call)]
+    if not len(rows):
+        return None
+    text = str(rows.sessions.iloc[0])
+    return [int(x) for x in text.replace(" ", "").split(",") if x.isdigit()]
+
+
+def finding_frame_files(a, r) -> dict[int, int | None]:
+    """Each frame of finding `r` (a findings row): its file, the only one when there is one capture;
+    otherwise the file whose source rows alone hold that frame number, None when several do (or none)."""
+    frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
     if len(a.files) == 1:
-        return {int(f): 0 for f in frames}
-    sources = frame_sources(a) if sources is None else sources
+        return {f: 0 for f in frames}
+    sources = frame_sources(a, str(r.code), r.call)
     out: dict[int, int | None] = {}
     for f in frames:
-        files = sources.get(int(f), set())
-        out[int(f)] = next(iter(files)) if len(files) == 1 else None
+        files = sources.get(f, set())
+        out[f] = next(iter(files)) if len(files) == 1 else None
     return out
 
 
@@ -85,7 +107,9 @@ def _pair_notes(a) -> list[Note]:
     out = []
     media_seen: set = set()  # the two agents' rows of one selected pair: one first-media note
     for p in a.pairs.itertuples(index=False):
-        flags = [str(p.state)] + (["nominated"] if bool(p.nominated) else []) + (["selected"] if bool(p.selected) else [])
+        flags = (
+            [str(p.state)] + (["nominated"] if bool(p.nominated) else []) + (["selected"] if bool(p.selected) else [])
+        )
         f = int(p.file)
         out.append(Note(f, _int(p.first_check_frame), f"ICE check, {pair_text(p)}, {', '.join(flags)}"))
         ok = _int(p.first_success_frame)
@@ -170,7 +194,9 @@ def _allocation_notes(a) -> list[Note]:
         done = _int(r.allocated_frame)
         if done is not None and isinstance(r.relayed_address, str):
             mapped = f", mapped {_ep(r.mapped_address, r.mapped_port)}" if isinstance(r.mapped_address, str) else ""
-            out.append(Note(f, done, f"TURN allocation {_ep(r.relayed_address, r.relayed_port)} (relayed){mapped}, {who}"))
+            out.append(
+                Note(f, done, f"TURN allocation {_ep(r.relayed_address, r.relayed_port)} (relayed){mapped}, {who}")
+            )
         elif r.state in ("unanswered", "failed"):
             errors = f" ({r.errors})" if isinstance(r.errors, str) and r.errors else ""
             out.append(Note(f, _int(r.first_frame), f"TURN Allocate {r.state}{errors}, {who}"))
@@ -183,17 +209,22 @@ def finding_text(r) -> str:
 
 def _finding_notes(a) -> list[Note]:
     out = []
-    sources = frame_sources(a) if len(a.files) > 1 else {}
     for r in a.findings.itertuples(index=False):
         frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
-        files = finding_frame_files(a, frames, sources)
+        files = finding_frame_files(a, r)
         unknown = [f for f in frames if files[f] is None]
         for f in frames:
             if files[f] is not None:
                 out.append(Note(files[f], f, finding_text(r)))
         if unknown:
-            out.append(Note(None, None, f"{finding_text(r)}; frames {', '.join(map(str, unknown))} of one of the "
-                                        f"captures {', '.join(a.files)} (the analysis does not tell which)"))
+            out.append(
+                Note(
+                    None,
+                    None,
+                    f"{finding_text(r)}; frames {', '.join(map(str, unknown))} of one of the "
+                    f"captures {', '.join(a.files)} (the analysis does not tell which)",
+                )
+            )
     return out
 
 
