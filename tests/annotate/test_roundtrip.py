@@ -105,4 +105,4 @@ def test_gzip_input_gives_the_same_copy(tmp_path: Path) -> None:
         zipped = annotate_analysis(analyze(str(gz)), [str(tmp_path / "zipped.pcapng")])[0]
         assert plain.comments > 0 and zipped.comments == plain.comments
         assert Path(zipped.output).read_bytes() == Path(plain.output).read_bytes()
-        assert T.times(Path(zipped.output)) == T.times(src)
+        assert T.frames(Path(zipped.output))[0] == T.frames(src)[0]
