@@ -16,7 +16,7 @@ import pandas as pd
 
 from .notes import finding_frame_files
 
-_ADDR = r"\[?([0-9A-Fa-f:.]+?)\]?"
+_ADDR = r"(?:\[([0-9A-Fa-f:.]+)\]|(\d+\.\d+\.\d+\.\d+))"  # [IPv6] or IPv4: an unbracketed IPv6:port is ambiguous
 _TUPLE_ARROW = re.compile(_ADDR + r":(\d+) <?-> " + _ADDR + r":(\d+)")
 _TUPLE_REPR = re.compile(r"\('([0-9A-Fa-f:.]+)', (\d+), '([0-9A-Fa-f:.]+)', (\d+)\)")
 
@@ -42,10 +42,16 @@ def display_filter(frames: list[int], evidence: str = "", flows: pd.DataFrame | 
     """The filter for one finding: its frames, else the conversation its evidence names ("" if none)."""
     if frames:
         return "frame.number in {" + ", ".join(str(int(f)) for f in sorted(set(frames))) + "}"
-    m = _TUPLE_ARROW.search(evidence or "") or _TUPLE_REPR.search(evidence or "")
-    if not m:
+    m = _TUPLE_ARROW.search(evidence or "")
+    if m:
+        g = m.groups()
+        a, ap, b, bp = g[0] or g[1], int(g[2]), g[3] or g[4], int(g[5])
+    elif m := _TUPLE_REPR.search(evidence or ""):
+        a, ap, b, bp = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+    else:
         return ""
-    a, ap, b, bp = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+    if ap > 65535 or bp > 65535:
+        return ""
     transport = "udp"
     if flows is not None and len(flows) and "transport" in flows.columns:
         hit = flows[
