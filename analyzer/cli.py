@@ -187,7 +187,8 @@ def annotate(captures: tuple[str, ...], output: str, network: str | None, progre
         if r.dropped_bytes:
             click.echo(f"  {r.dropped_bytes} damaged bytes the reader skipped were left out")
         for frame, texts in sorted(r.unplaced.items()):
-            click.echo(f"  frame {frame}: no room for a comment ({'; '.join(texts)})")
+            where = f"frame {frame}" if frame else "section header"
+            click.echo(f"  {where}: no room for a comment ({'; '.join(texts)})")
 
 
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults

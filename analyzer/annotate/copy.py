@@ -38,7 +38,7 @@ class CopyReport:
     comments: int = 0
     section_comments: int = 0
     dropped_bytes: int = 0
-    unplaced: dict[int, list[str]] = field(default_factory=dict)  # frame -> comments not written on it
+    unplaced: dict[int, list[str]] = field(default_factory=dict)  # frame (0: section header) -> comments not written
 
 
 def copy_with_comments(
@@ -71,6 +71,7 @@ class _PcapCopy:
     def __init__(self, cap: CaptureFile, out: BinaryIO, rep: CopyReport) -> None:
         self.cap, self.out, self.rep = cap, out, rep
         self.iface = cap.interfaces[0]
+        self.consumed = 24  # file header + the records copied
 
     def start(self, section_comments: list[str]) -> None:
         opts = P.comment_options(section_comments) + P.option(P.SHB_USERAPPL, USERAPPL.encode())
@@ -98,6 +99,7 @@ class _PcapCopy:
             self._write(ch, start, min(stop, n), units, blen, opts)
             start = stop
         self.rep.records += n
+        self.consumed += int((16 + cap).sum())
 
     def _write(self, ch: RecordChunk, a: int, b: int, units, blen, opts: dict[int, bytes]) -> None:
         cap, bl = ch.caplen[a:b], blen[a:b]
@@ -131,7 +133,9 @@ class _PcapCopy:
         self.out.write(out.tobytes())
 
     def finish(self) -> None:
-        """Records the reader skipped as damage were never yielded; nothing else to write."""
+        """What the reader did not yield (a record it could not trust and what follows) is counted."""
+        src = self.cap._src
+        self.rep.dropped_bytes += max(0, src.base + len(src.arr) - self.consumed)
 
 
 class _PcapngCopy:
@@ -253,5 +257,7 @@ class _PcapngCopy:
             out = P.with_options(memoryview(raw), P.comment_options(self.section_comments, e), e)
             if out is not None:
                 self.rep.section_comments = len(self.section_comments)
+            else:  # its options are damaged: the command says so rather than dropping the words silently
+                self.rep.unplaced.setdefault(0, []).extend(self.section_comments)
         self.first_shb = False
         self.out.write(out if out is not None else P.unknown_section_length(memoryview(raw), e))

@@ -181,3 +181,14 @@ def test_a_capture_larger_than_memory_holds_is_streamed(tmp_path: Path) -> None:
     assert out.stat().st_size == 64 + 32 + n * (32 + size) + 16 + 16 + 12
     got = T.comments(out)
     assert got == {1: ["first"], 300_000: ["middle"], n: ["last"]}
+
+
+def test_a_truncated_pcap_is_copied_up_to_its_damage(tmp_path: Path) -> None:
+    pkts = [(T0 + i * 1000, _udp(i)) for i in range(4)]
+    data = pcap_bytes(pkts)
+    cut = data[:-10]  # the last record claims 10 bytes more than the file holds
+    _, out, rep = _copy(tmp_path, cut, {3: ["three"], 4: ["four"]})
+    assert rep.records == 3 and rep.unplaced == {4: ["four"]}
+    assert rep.dropped_bytes == 16 + len(_udp(3)) - 10
+    assert T.comments(out) == {3: ["three"]}
+    assert [d for d, _ in T.records(out)] == [_udp(i) for i in range(3)]
