@@ -338,7 +338,9 @@ def _calls(a: Analysis) -> pd.DataFrame:
 
 @_table("findings")
 def _findings(a: Analysis) -> pd.DataFrame:
-    return _topology(a)[1]
+    from .annotate.filters import add_display_filters
+
+    return add_display_filters(_topology(a)[1], a)  # a Wireshark filter per finding, for pasting
 
 
 def _normalize(df):

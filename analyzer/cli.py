@@ -241,6 +241,42 @@ def timeline(captures: tuple[str, ...], output: str, network: str | None, progre
     _emit(figure_page(a.timeline(), "Call timeline: " + ", ".join(files)), out["output"])
 
 
+@main.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Annotated pcapng to write; with several captures a directory (one <name>.annotated.pcapng "
+              "each) or a pattern with {stem} or {index}.")
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help="Network profile (TOML).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr (terminal only).")
+def annotate(captures: tuple[str, ...], output: str, network: str | None, progress: bool) -> None:
+    """Copy each capture as pcapng with the evidence as packet comments, for Wireshark (docs/annotate.md)."""
+    from .annotate import annotate_analysis, output_paths
+    from .api import analyze
+
+    try:
+        outputs = output_paths(list(captures), output)
+    except ValueError as e:
+        click.echo(f"callflow: error: {e}", err=True)
+        sys.exit(2)
+    with _Progress(progress) as bar:
+        try:
+            a = analyze(list(captures), network=network, progress=bar.file)
+            reports = annotate_analysis(a, outputs)
+        except CaptureError as e:
+            _fail(e)
+        except OSError as e:
+            click.echo(f"callflow: error: cannot write {e.filename or output}: {e.strerror or e}", err=True)
+            sys.exit(2)
+    for r in reports:
+        extra = f", {r.section_comments} on the section header" if r.section_comments else ""
+        click.echo(f"wrote {r.output}: {r.records} packets, {r.comments} comments{extra}")
+        if r.dropped_bytes:
+            click.echo(f"  {r.dropped_bytes} damaged bytes the reader skipped were left out")
+        for frame, texts in sorted(r.unplaced.items()):
+            where = f"frame {frame}" if frame else "section header"
+            click.echo(f"  {where}: no room for a comment ({'; '.join(texts)})")
+
+
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults
 # (the service's published media ranges are cloud; private and CGNAT ranges are customer network)
 # unless replace_defaults = true stands in that section. Where zones overlap, the most specific wins:

@@ -282,3 +282,5 @@ def _finding(out: Console, f) -> None:
     out.print(f"          {_esc(f.explanation)}")
     out.print(f"          evidence: {_esc(str(f.evidence))}")
     out.print(f"          do: {_esc(f.action)}")
+    if isinstance(getattr(f, "display_filter", None), str) and f.display_filter:
+        out.print(f"          wireshark: {_esc(f.display_filter)}")

@@ -124,6 +124,8 @@ def findings_html(a) -> str:
         frames = cell(r.get("frames"))
         if frames:
             parts.append(f"<div><b>Frames:</b> {frames}</div>")
+        if isinstance(r.get("display_filter"), str) and r["display_filter"]:
+            parts.append(f'<div><b>Wireshark filter:</b> <code class="filter">{esc(r["display_filter"])}</code></div>')
         out.append("".join(parts) + "</div>")
     return "".join(out)
 
