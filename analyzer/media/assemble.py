@@ -86,8 +86,8 @@ def _dtls_for(sessions: list, pairs: list[tuple], first_t: int) -> tuple[int, ob
 
 def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
     st = stage.state
-    cols = [np.concatenate(c) for c in zip(*st.bins, strict=True)] if st.bins else [np.zeros(0, np.int64)] * 7
-    sid, sec, pk, by, ex, js, jm = cols
+    cols = [np.concatenate(c) for c in zip(*st.bins, strict=True)] if st.bins else [np.zeros(0, np.int64)] * 9
+    sid, sec, pk, by, ex, js, jm, ff, lf = cols
     key = sid.astype(np.int64) * (1 << 33) + sec
     uk, inv = np.unique(key, return_inverse=True)
     inv = inv.ravel()
@@ -97,6 +97,10 @@ def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
 
     jmax = np.full(uk.size, -np.inf)
     np.maximum.at(jmax, inv, jm)
+    first_frame = np.full(uk.size, np.iinfo(np.int64).max)
+    np.minimum.at(first_frame, inv, ff)
+    last_frame = np.zeros(uk.size, dtype=np.int64)
+    np.maximum.at(last_frame, inv, lf)
     s_id, s_sec = uk >> 33, uk & ((1 << 33) - 1)
     packets, nbytes, expected = tot(pk).astype(np.int64), tot(by).astype(np.int64), tot(ex).astype(np.int64)
     lost = expected - packets
@@ -107,6 +111,7 @@ def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
             "bitrate_kbps": nbytes * 8 / 1000.0, "expected": expected, "lost": lost,
             "loss_pct": np.where(expected > 0, np.maximum(lost, 0) / np.maximum(expected, 1) * 100.0, 0.0),
             "jitter_ms": tot(js) / np.maximum(packets, 1), "jitter_ms_max": jmax,
+            "first_frame": first_frame, "last_frame": last_frame,
         }
     return {k: v[mask] for k, v in out.items()}
 

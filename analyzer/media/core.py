@@ -101,7 +101,8 @@ class StreamState:
         self.window: list[np.ndarray] = []
         self.ts_keep: list[list[np.ndarray]] = []  # (rtp_ts << 16 | payload_len) of the first KEEP_TS packets
         self.carry: Rows | None = None  # rows held for the next chunk (see the module docstring)
-        self.bins: list[tuple[np.ndarray, ...]] = []  # (sid, second, packets, bytes, expected, jsum_ms, jmax_ms)
+        self.bins: list[tuple[np.ndarray, ...]] = []  # (sid, second, packets, bytes, expected, jsum_ms, jmax_ms,
+        # first frame, last frame)
 
     def add_stream(self) -> int:
         if self.n == self.cap:
@@ -379,6 +380,7 @@ class StreamState:
         self.bins.append((
             r.sid[b], sec[b], np.diff(np.append(b, sec.size)), np.add.reduceat(r.length, b),
             np.add.reduceat(inc, b), np.add.reduceat(jit_ms, b), np.maximum.reduceat(jit_ms, b),
+            np.minimum.reduceat(r.frame, b), np.maximum.reduceat(r.frame, b),
         ))
 
 

@@ -27,7 +27,7 @@ STREAM_COLUMNS = (
 _INT = ("frames", "dtls_session", "rtcp_reports", "rtcp_cumulative_lost")
 _CATEGORIES = ("src", "dst", "wire_src", "wire_dst", "kind", "transport")
 TS_COLUMNS = ("file", "stream", "ssrc", "second", "packets", "bytes", "bitrate_kbps", "expected", "lost", "loss_pct",
-              "jitter_ms", "jitter_ms_max")
+              "jitter_ms", "jitter_ms_max", "first_frame", "last_frame")
 DIRECTION_COLUMNS = ("file", "conversation", "sender", "sender_port", "receiver", "receiver_port", "streams", "ssrcs",
                      "kinds", "packets", "first_ts", "last_ts", "path", "reverse_path", "asymmetric", "one_way",
                      "silent_s", "silent_intervals")

@@ -159,6 +159,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     out += _dtls_failed(a)
     out += _one_way(a, calls)
     out += _middlebox(a)
+    from .quality import quality_findings  # issue 16: poor-media, media-gap, high-rtt, far-end-not-receiving
+
+    out += quality_findings(a, calls, zm.capture_host)
     return out
 
 
