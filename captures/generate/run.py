@@ -176,8 +176,7 @@ class Peers:
         return "\n".join(out)
 
 
-async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path,
-               impaired: list[Applied] = ()) -> Peers:
+async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path, impaired: list[Applied] = ()) -> Peers:
     peers = Peers(sc, w, env, logdir)
     try:
         await peers.start()
@@ -186,8 +185,11 @@ async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path,
         except TimeoutError:
             peers.errors.append(f"ICE results missing after {ICE_DEADLINE_S} s: have {sorted(peers.ice)}")
         if not peers.errors:
-            await asyncio.gather(asyncio.sleep(sc.seconds), *(_outage(x) for x in impaired if x.imp.outage),
-                                 *(_later(x) for x in impaired if x.imp.from_s is not None))
+            await asyncio.gather(
+                asyncio.sleep(sc.seconds),
+                *(_outage(x) for x in impaired if x.imp.outage),
+                *(_later(x) for x in impaired if x.imp.from_s is not None),
+            )
         await peers.stop()
     finally:
         peers.kill()
@@ -273,9 +275,16 @@ def _run(sc: Scenario, out: Path, log) -> dict:
             raise LabError(f"{sc.name}: " + "; ".join(peers.errors) + "\n" + peers.log_tail())
         truth = make_truth(sc, w, peers, counts)
         if impaired:
-            truth["impairment"] = [dict(x.imp.describe(), applied_with=x.mechanism,
-                                        outage_on_ns=x.started, outage_off_ns=x.ended,
-                                        on_ns=x.on_ns) for x in impaired]
+            truth["impairment"] = [
+                dict(
+                    x.imp.describe(),
+                    applied_with=x.mechanism,
+                    outage_on_ns=x.started,
+                    outage_off_ns=x.ended,
+                    on_ns=x.on_ns,
+                )
+                for x in impaired
+            ]
         _check(sc, truth, peers)
         dest = out / sc.name
         if dest.exists():
