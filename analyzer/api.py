@@ -311,6 +311,13 @@ def _rtcp_reports(a: Analysis) -> pd.DataFrame:
     return rtcp_reports_table(a.media)
 
 
+@_table("round_trips")
+def _round_trips(a: Analysis) -> pd.DataFrame:
+    from .topology.quality import round_trips
+
+    return round_trips(a)
+
+
 @_table("media_directions")
 def _media_directions(a: Analysis) -> pd.DataFrame:
     from .media.tables import directions_table

@@ -55,6 +55,7 @@ class MediaBatch(NamedTuple):
     payload_len: np.ndarray  # int64 RTP payload bytes (header and padding excluded); RTCP: length
     extension: np.ndarray  # bool
     ext_profile: np.ndarray  # int64
+    padding: np.ndarray  # bool RTP P bit (False for RTCP)
 
     def __len__(self) -> int:
         return int(self.frame.size)
@@ -132,6 +133,7 @@ def build(
         np.where(rtp, cols.payload_len[k], length[k]).astype(np.int64),
         cols.extension[k] & rtp,
         np.where(rtp, cols.ext_profile[k], 0).astype(np.int64),
+        cols.padding[k] & rtp,
     )
 
 

@@ -5,7 +5,10 @@ counted in `payload_len` (it cannot be told apart from the payload without the c
 
 Validity (`valid`, identical in `rtp_columns` and `parse_rtp`): at least 12 bytes, V == 2,
 12 + 4*CC <= length; with X set the 4-byte extension header fits and so does its data (4*length bytes);
-with P set the last byte (padding count) is >= 1 and header + padding <= length. For invalid packets
+with P set, a last byte (padding count) of at least 1 that fits after the header is taken as the padding;
+any other last byte leaves the packet valid with no padding counted: in SRTP the last byte belongs to the
+authentication tag (the padding count sits before it, encrypted), so the count cannot be checked, and
+rejecting on it dropped Chrome's padding probes and RTX packets, which then read as loss. For invalid packets
 the fixed fields hold the raw bytes when 12 are present (else 0) and header_len, ext_profile and
 payload_len are 0.
 
@@ -136,8 +139,7 @@ def rtp_columns(buf: np.ndarray, off: np.ndarray, length: np.ndarray) -> RtpColu
     pi = np.flatnonzero(ok & padding)
     if pi.size:
         pc = buf[off[pi] + ln[pi] - 1].astype(np.int64)
-        pad[pi] = pc
-        ok[pi] = (pc >= 1) & (hl[pi] + pc <= ln[pi])
+        pad[pi] = np.where((pc >= 1) & (hl[pi] + pc <= ln[pi]), pc, 0)
 
     header_len = np.where(ok, hl, 0).astype(np.int32)
     payload_len = np.where(ok, ln - hl - pad, 0).astype(np.int32)
@@ -348,12 +350,8 @@ def parse_rtp(data: bytes) -> RtpHeader:
         elements, note = _ext_elements(profile, data[hl + 4 : hl + 4 + xlen])
         hl += 4 + xlen
     pad = 0
-    if padding:
+    if padding and 1 <= data[-1] <= n - hl:  # else SRTP's tag byte, or an unusable count: none counted
         pad = data[-1]
-        if pad == 0:
-            return bad("padding count is 0")
-        if hl + pad > n:
-            return bad("padding runs into the header")
     return RtpHeader(True, version, padding, extension, cc, marker, pt, seq, ts, ssrc, csrcs, hl, profile,
                      elements, n - hl - pad, pad, note)
 

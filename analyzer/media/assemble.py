@@ -10,6 +10,10 @@ RTCP on the path (or on the ports one above: RTCP without rtcp-mux) says so; els
 uniform (chi-square against 256 equally likely values, more than CHI2_PLAIN) say plain -- ciphertext is
 uniform; compressed audio can be nearly so, so a uniform sample decides nothing (None). SRTP keyed by
 SDES (no DTLS, no RTCP in the capture) therefore stays None.
+
+Loss: expected (the span of the in-sequence numbers) less the distinct packets received (duplicates,
+e.g. RFC 4733's end-of-event packet sent three times, fill nothing; out-of-sequence `seq_wild` packets
+count as received, as tshark counts them), never below 0.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ if TYPE_CHECKING:
     from .streams import MediaResult, MediaStage
 
 MIN_PACKETS = 4  # a direct stream needs this many packets to be believed (relayed ones are framed by TURN)
+# RFC 3550 A.8's filter has gain 1/16: after 32 packets (15/16)^32 = 13 % of its zero start remains, so
+# fewer packets give a jitter that is mostly the start value; and without a known clock rate the
+# timestamp units cannot be turned into ms. Either way the jitter is absent, not a guess.
+MIN_JITTER_PACKETS = 32
+# a score (MOS, R-factor, the poor thresholds) needs a second of 20-ms audio: below that one lost packet
+# is already 2 %
+MIN_SCORE_PACKETS = 50
 CHI2_PLAIN = 480.0  # 255 degrees of freedom: mean 255, sd 22.6; 10 sd above the mean
 TRANSPORTS = {17: "udp", 6: "tcp"}
 _ST = STUN_COLUMNS.index("stream_type")
@@ -75,8 +86,8 @@ def _dtls_for(sessions: list, pairs: list[tuple], first_t: int) -> tuple[int, ob
 
 def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
     st = stage.state
-    cols = [np.concatenate(c) for c in zip(*st.bins, strict=True)] if st.bins else [np.zeros(0, np.int64)] * 7
-    sid, sec, pk, by, ex, js, jm = cols
+    cols = [np.concatenate(c) for c in zip(*st.bins, strict=True)] if st.bins else [np.zeros(0, np.int64)] * 9
+    sid, sec, pk, by, ex, js, jm, ff, lf = cols
     key = sid.astype(np.int64) * (1 << 33) + sec
     uk, inv = np.unique(key, return_inverse=True)
     inv = inv.ravel()
@@ -86,6 +97,10 @@ def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
 
     jmax = np.full(uk.size, -np.inf)
     np.maximum.at(jmax, inv, jm)
+    first_frame = np.full(uk.size, np.iinfo(np.int64).max)
+    np.minimum.at(first_frame, inv, ff)
+    last_frame = np.zeros(uk.size, dtype=np.int64)
+    np.maximum.at(last_frame, inv, lf)
     s_id, s_sec = uk >> 33, uk & ((1 << 33) - 1)
     packets, nbytes, expected = tot(pk).astype(np.int64), tot(by).astype(np.int64), tot(ex).astype(np.int64)
     lost = expected - packets
@@ -96,6 +111,7 @@ def _bins(stage: MediaStage, keep: set[int]) -> dict[str, np.ndarray]:
             "bitrate_kbps": nbytes * 8 / 1000.0, "expected": expected, "lost": lost,
             "loss_pct": np.where(expected > 0, np.maximum(lost, 0) / np.maximum(expected, 1) * 100.0, 0.0),
             "jitter_ms": tot(js) / np.maximum(packets, 1), "jitter_ms_max": jmax,
+            "first_frame": first_frame, "last_frame": last_frame,
         }
     return {k: v[mask] for k, v in out.items()}
 
@@ -115,6 +131,15 @@ def build_result(stage: MediaStage, dtls_sessions: list, stun_rows: list[tuple])
     peak: dict[int, float] = {}
     for sid, kbps in zip(bins["stream"].tolist(), bins["bitrate_kbps"].tolist(), strict=True):
         peak[sid] = max(peak.get(sid, 0.0), kbps)
+    conf = [r for r in rows if r["confirmed"]]
+    for sid, (kind, rule) in K.repair_kinds(conf, {r["stream"]: _kept(st, r["stream"]) for r in conf}).items():
+        row = next(r for r in conf if r["stream"] == sid)
+        row.update(kind=kind, kind_rule=rule)
+    no_jitter = {r["stream"] for r in rows if r["jitter_ms_mean"] is None}
+    if no_jitter and bins["stream"].size:
+        mask = np.isin(bins["stream"], np.fromiter(no_jitter, dtype=np.int64, count=len(no_jitter)))
+        for c in ("jitter_ms", "jitter_ms_max"):
+            bins[c] = np.where(mask, np.nan, bins[c])
     rates = {r["ssrc"]: r["clock_rate"] for r in rows if r["confirmed"]}
     reports = stage.rtcp.finish(rates)
     _rtcp_columns(rows, reports, stage.rtcp.feedback)
@@ -125,13 +150,20 @@ def build_result(stage: MediaStage, dtls_sessions: list, stun_rows: list[tuple])
     return MediaResult(file=file, streams=rows, timeseries=bins, rtcp_reports=reports, directions=dirs)
 
 
+def _kept(st, s: int) -> np.ndarray:
+    parts = st.ts_keep[s]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> dict:
     st, k = stage.state, stage.keys[s]
     src, dst = addr_str(k.src_hi, k.src_lo), addr_str(k.dst_hi, k.dst_lo)
     wsrc, wdst = addr_str(k.wire_src_hi, k.wire_src_lo), addr_str(k.wire_dst_hi, k.wire_dst_lo)
     packets, rate = int(st.packets[s]), int(st.rate[s])
     expected = int(st.max_ext[s] - st.min_ext[s] + 1)
-    lost = expected - packets
+    lost = max(expected - (packets - int(st.dups[s])), 0)
+    known = stage.rate_known[s]
+    with_jitter = known and packets >= MIN_JITTER_PACKETS
     dur = (int(st.last_t[s]) - int(st.first_t[s])) / 1e9
     pts = st.pt_counts[s]
     pt = max(pts, key=lambda p: (pts[p], -p))
@@ -154,6 +186,7 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
         "transport": TRANSPORTS.get(k.transport, str(k.transport)), "payload_type": pt,
         "payload_types": ",".join(str(p) for p in sorted(pts)), "pt_changes": int(st.pt_changes[s]),
         "kind": kind, "kind_rule": kind_rule, "clock_rate": rate, "clock_rate_rule": stage.rate_rule[s],
+        "clock_rate_known": known,
         "clock_rate_measured": measured,
         "clock_rate_fit": bool(measured and K.snap_rate(measured) == rate) if rate in K.DYNAMIC_RATES else None,
         "first_ts_ns": int(st.first_t[s]), "last_ts_ns": int(st.last_t[s]), "duration_s": dur,
@@ -162,14 +195,18 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
         "bitrate_kbps_mean": int(st.bytes[s]) * 8 / dur / 1000.0 if dur > 0 else None,
         "expected": expected, "lost": lost, "loss_pct": max(lost, 0) / expected * 100.0,
         "duplicates": int(st.dups[s]), "out_of_order": int(st.ooo[s]), "seq_resets": int(st.resets[s]),
+        "seq_wild": int(st.wild[s]), "padding_packets": int(st.pad_pkts[s]), "empty_packets": int(st.empty_pkts[s]),
         **_bursts(packets, lost, int(st.loss_events[s]), int(st.burst_max[s])),
-        "jitter_ms_mean": float(st.jitter_sum[s]) / packets * ms, "jitter_ms_max": float(st.jitter_max[s]) * ms,
-        "jitter_ms_final": float(st.jitter[s]) * ms, "longest_gap_ms": int(st.longest_gap[s]) / 1e6,
+        "jitter_ms_mean": float(st.jitter_sum[s]) / packets * ms if with_jitter else None,
+        "jitter_ms_max": float(st.jitter_max[s]) * ms if with_jitter else None,
+        "jitter_ms_final": float(st.jitter[s]) * ms if with_jitter else None,
+        "longest_gap_ms": int(st.longest_gap[s]) / 1e6,
         "gaps_over_200ms": int(st.gaps_n[s]),
         "gaps": [{"start_ts_ns": a, "end_ts_ns": b, "duration_ms": (b - a) / 1e6, "frame_before": fa,
                   "frame_after": fb} for a, b, fa, fb in st.gaps[s]],
         "markers": int(st.markers[s]), "frames": int(st.markers[s]) if video else None,
-        "frame_rate": int(st.markers[s]) / dur if video and dur > 0 else None,
+        # frames end with the marker bit (RFC 3551 5.1 for video); a sender that never sets it tells nothing
+        "frame_rate": int(st.markers[s]) / dur if video and dur > 0 and st.markers[s] else None,
         "extension_packets": int(st.ext_pkts[s]),
         "extension_profiles": ",".join(f"0x{p:04X}" for p in sorted(st.ext_profiles[s])) or None,
         "dscp": dscp, "ptime_ms": min(int(st.rtp_span[s]) / max(expected - 1, 1) * ms, 120.0),
@@ -238,12 +275,24 @@ def _rtcp_columns(rows: list[dict], reports: list[dict], feedback: dict) -> None
         )
 
 
+def scoreable(row: dict) -> bool:
+    """A stream the thresholds and the E-model may judge: media of its own (not a repair or probe stream),
+    a known clock rate (so a jitter) and at least MIN_SCORE_PACKETS packets."""
+    return (row["kind"] not in K.REPAIR_KINDS and row["jitter_ms_mean"] is not None
+            and row["packets"] >= MIN_SCORE_PACKETS)
+
+
 def _score(row: dict) -> None:
-    row.update(Q.thresholds(row["loss_pct"], row["jitter_ms_mean"], row["rtt_ms"], row["packets"]))
+    none = dict(r_factor=None, mos=None, mos_codec=None, mos_delay_ms=None, mos_delay_source=None)
+    if not scoreable(row):
+        row.update(poor_loss=None, poor_jitter=None, poor_rtt=None, poor_frame_rate=None, poor=None, **none)
+        return
+    row.update(Q.thresholds(row["loss_pct"], row["jitter_ms_mean"], row["rtt_ms"], row["kind"], row["frame_rate"]))
     if row["kind"] != "audio":
-        row.update(r_factor=None, mos=None, mos_codec=None, mos_delay_ms=None, mos_delay_source=None)
+        row.update(none)
         return
     sc = Q.score(row["loss_pct"], row["jitter_ms_mean"], row["rtt_ms"], row["ptime_ms"],
                  Q.codec_for(row["payload_type"], row["clock_rate"]), row["burst_ratio"])
     row.update(r_factor=sc.r_factor, mos=sc.mos, mos_codec=sc.codec, mos_delay_ms=sc.one_way_delay_ms,
                mos_delay_source=sc.delay_source)
+    row["poor"] = bool(row["poor"] or sc.mos < Q.POOR_MOS)

@@ -15,6 +15,18 @@ same number was received before (the last DUP_WINDOW numbers of the stream are r
 chunks), else out of order. Loss runs are the holes a forward jump of the highest number opens on
 arrival, corrected by each late packet by whether its neighbours had arrived (it closes a run of one,
 shortens a run, or splits one); a late packet whose neighbours left the window counts as a split.
+
+Wild sequence numbers (a foreign packet on the SSRC, a corrupted header, a packet far too late): a
+packet more than MAX_MISORDER from each of the LOOKBACK packets before it, whose successor is not within
+MAX_MISORDER of it, is out of sequence (`wild`, as RFC 3550 A.1 keeps such a packet on probation and drops it unless
+the next one follows it). It counts as received but takes no part in the sequence arithmetic, so it
+can neither open holes (expected stays what the in-sequence numbers span) nor restart the numbering.
+A packet that is the last of its stream in a chunk and far from its predecessor waits for the next
+chunk (`carry`), so the decision does not depend on the chunking; at the end of the capture such a
+packet has no successor and is wild.
+
+Kept per stream for the kind of repair streams (RTX, FEC): the (RTP timestamp, payload length) of
+its first KEEP_TS packets without the P bit.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ GAP_NS = 200_000_000
 MAX_GAPS = 100
 DUP_WINDOW = 512
 NONE_LOW = -(1 << 62)
+KEEP_TS = 4096
+LOOKBACK = 3
 
 
 class Rows(NamedTuple):
@@ -48,6 +62,7 @@ class Rows(NamedTuple):
     extension: np.ndarray
     ext_profile: np.ndarray
     dscp: np.ndarray
+    padding: np.ndarray
 
     def take(self, idx) -> Rows:
         return Rows(*(a[idx] for a in self))
@@ -63,7 +78,7 @@ class Rows(NamedTuple):
 _I64 = ("last_seq", "last_ext", "max_ext", "min_ext", "last_t", "first_t", "last_rtp", "first_rtp",
         "rtp_span", "first_frame", "last_frame", "packets", "bytes", "payload_bytes", "markers", "ext_pkts",
         "dups", "ooo", "resets", "good", "pt_changes", "longest_gap", "gaps_n", "last_pt", "loss_events",
-        "burst_max")
+        "burst_max", "wild", "pad_pkts", "empty_pkts")
 _F64 = ("jitter", "jitter_max", "jitter_sum", "rate")
 
 
@@ -79,11 +94,15 @@ class StreamState:
         for f in _F64:
             setattr(self, f, np.zeros(0, dtype=np.float64))
         self.dscp = np.zeros((0, 64), dtype=np.int64)
+        self.last_raw = np.zeros((0, LOOKBACK), dtype=np.int64)
         self.pt_counts: list[dict[int, int]] = []
         self.ext_profiles: list[set[int]] = []
         self.gaps: list[list[tuple[int, int, int, int]]] = []
         self.window: list[np.ndarray] = []
-        self.bins: list[tuple[np.ndarray, ...]] = []  # (sid, second, packets, bytes, expected, jsum_ms, jmax_ms)
+        self.ts_keep: list[list[np.ndarray]] = []  # (rtp_ts << 16 | payload_len) of the first KEEP_TS packets
+        self.carry: Rows | None = None  # rows held for the next chunk (see the module docstring)
+        self.bins: list[tuple[np.ndarray, ...]] = []  # (sid, second, packets, bytes, expected, jsum_ms, jmax_ms,
+        # first frame, last frame)
 
     def add_stream(self) -> int:
         if self.n == self.cap:
@@ -92,6 +111,7 @@ class StreamState:
         self.ext_profiles.append(set())
         self.gaps.append([])
         self.window.append(np.zeros(0, dtype=np.int64))
+        self.ts_keep.append([])
         self.n += 1
         return self.n - 1
 
@@ -101,21 +121,23 @@ class StreamState:
             out[: a.shape[0]] = a
             return out
 
-        for f in (*_I64, *_F64, "has_prev", "dscp"):
+        for f in (*_I64, *_F64, "has_prev", "dscp", "last_raw"):
             setattr(self, f, grow(getattr(self, f)))
         self.cap = cap
 
     # ------------------------------------------------------------------ one chunk
-    def update(self, rows: Rows) -> None:
+    def update(self, rows: Rows, final: bool = False) -> None:
         """Fold a chunk of rows (any order of streams, arrival order within each) into the aggregates.
-        Every stream in it must have its clock rate decided (rate > 0)."""
+        Every stream in it must have its clock rate decided (rate > 0). `final`: no rows follow."""
+        if self.carry is not None:
+            rows = Rows.concat([self.carry, rows]) if len(rows) else self.carry
+            self.carry = None
         if len(rows) == 0:
             return
-        order = np.argsort(rows.sid.astype(np.uint16 if self.n < 65536 else np.int64), kind="stable")
-        r = rows.take(order)
+        r, starts, ends, wild = self._order(rows, final)
+        if r is None:
+            return
         n = len(r)
-        starts = A.seg_starts(r.sid)
-        ends = np.append(starts[1:], n) - 1
         seg, pos = A.seg_index(starts, n)
         lens = ends - starts + 1
         ss = r.sid[starts]
@@ -123,27 +145,12 @@ class StreamState:
         nopred = np.zeros(n, dtype=bool)
         nopred[starts[~had]] = True
         pred = ~nopred
-
-        seq = r.seq
-        d = A.seq_delta(seq, A.shifted(seq, starts, self.last_seq[ss]))
-        reset = pred & (np.abs(d) > MAX_DROPOUT)
-        dv = np.where(reset, 1, d)
-        dv[nopred] = 0
-        base = np.where(had, self.last_ext[ss], seq[starts])
-        cs = np.cumsum(dv)
-        ext = cs - np.repeat(cs[starts] - dv[starts] - base, lens)
-        max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
-        if reset.any():
-            ext = A.bridge_resets(ext, reset, starts, seg, max_before)
-            max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
-        min_before = -A.running_max_before(-ext, starts, seg, np.where(had, -self.min_ext[ss], NONE_LOW))
-        late = pred & (ext <= max_before)
-        inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))
-        dup, refill = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
-        good = pred & (d != 0) & (d >= -MAX_MISORDER) & (d <= MAX_DROPOUT)
-        # loss as it shows on arrival: a forward jump of the highest number opens a hole of inc - 1
-        hole = np.where(pred & ~reset & (inc > 1), inc - 1, 0)
-
+        self._remember_raw(r, starts, ends)
+        q = self._sequence(r.take(~wild)) if wild.any() else self._sequence(r)
+        if wild.any():
+            q = {k: _scatter(v, ~wild) for k, v in q.items()}
+        late, dup, refill, good, reset, inc, hole = (q[k] for k in
+                                                     ("late", "dup", "refill", "good", "reset", "inc", "hole"))
         # interarrival jitter, RFC 3550 A.8, in timestamp units
         rate = self.rate[ss]
         dt = r.ts_ns - A.shifted(r.ts_ns, starts, self.last_t[ss])
@@ -165,13 +172,7 @@ class StreamState:
         self.first_t[new] = r.ts_ns[starts[~had]]
         self.first_frame[new] = r.frame[starts[~had]]
         self.first_rtp[new] = r.rtp_ts[starts[~had]]
-        self.min_ext[new] = ext[starts[~had]]
-        self.max_ext[new] = ext[starts[~had]]
         self.has_prev[ss] = True
-        self.last_seq[ss] = seq[ends]
-        self.last_ext[ss] = ext[ends]
-        self.max_ext[ss] = np.maximum(self.max_ext[ss], A.reduce_seg(np.maximum, ext, starts))
-        self.min_ext[ss] = np.minimum(self.min_ext[ss], A.reduce_seg(np.minimum, ext, starts))
         self.last_t[ss] = r.ts_ns[ends]
         self.last_rtp[ss] = r.rtp_ts[ends]
         self.last_pt[ss] = r.pt[ends]
@@ -185,6 +186,9 @@ class StreamState:
         self.dups[ss] += red(dup.astype(np.int64))
         self.ooo[ss] += red((late & ~dup).astype(np.int64))
         self.resets[ss] += red(reset.astype(np.int64))
+        self.wild[ss] += red(wild.astype(np.int64))
+        self.pad_pkts[ss] += red(r.padding.astype(np.int64))
+        self.empty_pkts[ss] += red((r.payload_len == 0).astype(np.int64))
         self.good[ss] += red(good.astype(np.int64))
         self.pt_changes[ss] += red(ptc.astype(np.int64))
         self.longest_gap[ss] = np.maximum(self.longest_gap[ss], A.reduce_seg(np.maximum, dt, starts))
@@ -200,7 +204,117 @@ class StreamState:
             xi = np.flatnonzero(r.extension)
             for s, p in set(zip(r.sid[xi].tolist(), r.ext_profile[xi].tolist(), strict=True)):
                 self.ext_profiles[s].add(p)
+        self._keep_ts(r, starts, ends, ss)
         self._bins(r, starts, seg, ss, inc, jit_ms)
+
+    def flush(self) -> None:
+        """The end of the capture: count the rows still held for a successor."""
+        if self.carry is not None:
+            rows, self.carry = self.carry, None
+            self.update(rows, final=True)
+
+    # ------------------------------------------------------------------ sequence numbers
+    def _order(self, rows: Rows, final: bool):
+        """The rows sorted by stream with their segments and the wild mask. The trailing rows of a segment
+        that are each far from their predecessor are held back (self.carry) until their successor comes,
+        unless `final` (then a far row without a successor is wild)."""
+        order = np.argsort(rows.sid.astype(np.uint16 if self.n < 65536 else np.int64), kind="stable")
+        r = rows.take(order)
+        starts, ends, far, last = self._far(r)
+        nxt = np.empty_like(r.seq)
+        nxt[:-1] = r.seq[1:]
+        nxt[-1] = r.seq[-1]
+        apart = np.abs(A.seq_delta(nxt, r.seq)) > MAX_MISORDER
+        if final:
+            return r, starts, ends, far & (last | apart)
+        idx = np.arange(len(r), dtype=np.int64)
+        keep_to = np.maximum.reduceat(np.where(far, -1, idx), starts)  # last row not far from its predecessor
+        hold = idx > np.repeat(keep_to, ends - starts + 1)
+        if hold.any():
+            self.carry = r.take(hold)
+            r = r.take(~hold)
+            if len(r) == 0:
+                return None, None, None, None
+            starts, ends, far, last = self._far(r)
+            apart = apart[~hold]
+        return r, starts, ends, far & ~last & apart
+
+    def _far(self, r: Rows):
+        """Per row: more than MAX_MISORDER from each of the LOOKBACK rows before it (a row between two wild
+        ones is still near the last in-sequence row before them)."""
+        starts = A.seg_starts(r.sid)
+        ends = np.append(starts[1:], len(r)) - 1
+        ss = r.sid[starts]
+        had = self.has_prev[ss]
+        _, pos = A.seg_index(starts, len(r))
+        lens = ends - starts + 1
+        carried = np.where(had[:, None], self.last_raw[ss], r.seq[starts][:, None])
+        far = np.ones(len(r), dtype=bool)
+        for k in range(1, LOOKBACK + 1):
+            prev = np.empty_like(r.seq)
+            prev[k:] = r.seq[:-k]
+            early = pos < k
+            prev[early] = np.repeat(carried, lens, axis=0)[early, np.minimum(k - pos[early] - 1, LOOKBACK - 1)]
+            far &= np.abs(A.seq_delta(r.seq, prev)) > MAX_MISORDER
+        far[starts[~had]] = False
+        last = np.zeros(len(r), dtype=bool)
+        last[ends] = True
+        return starts, ends, far, last
+
+    def _remember_raw(self, r: Rows, starts, ends) -> None:
+        """The last LOOKBACK sequence numbers of each stream, newest first (rows sorted by stream)."""
+        ss = r.sid[starts]
+        lens = ends - starts + 1
+        old = self.last_raw[ss]
+        for k in range(LOOKBACK):
+            inside = lens > k
+            self.last_raw[ss[inside], k] = r.seq[ends[inside] - k]
+            out = ~inside
+            if out.any():  # fewer rows than LOOKBACK in this chunk: shift the older values in
+                self.last_raw[ss[out], k] = old[out, k - lens[out]]
+
+    def _sequence(self, r: Rows) -> dict[str, np.ndarray]:
+        """Extended numbers, late, duplicate and loss-run bookkeeping for in-sequence rows (sorted by stream)."""
+        n = len(r)
+        if n == 0:
+            z, f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+            return {"late": f, "dup": f, "refill": z, "good": f, "reset": f, "inc": z, "hole": z}
+        starts = A.seg_starts(r.sid)
+        ends = np.append(starts[1:], n) - 1
+        seg, _ = A.seg_index(starts, n)
+        lens = ends - starts + 1
+        ss = r.sid[starts]
+        had = self.has_prev[ss]
+        nopred = np.zeros(n, dtype=bool)
+        nopred[starts[~had]] = True
+        pred = ~nopred
+        seq = r.seq
+        d = A.seq_delta(seq, A.shifted(seq, starts, self.last_seq[ss]))
+        reset = pred & (np.abs(d) > MAX_DROPOUT)
+        dv = np.where(reset, 1, d)
+        dv[nopred] = 0
+        base = np.where(had, self.last_ext[ss], seq[starts])
+        cs = np.cumsum(dv)
+        ext = cs - np.repeat(cs[starts] - dv[starts] - base, lens)
+        max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
+        if reset.any():
+            ext = A.bridge_resets(ext, reset, starts, seg, max_before)
+            max_before = A.running_max_before(ext, starts, seg, np.where(had, self.max_ext[ss], NONE_LOW))
+        min_before = -A.running_max_before(-ext, starts, seg, np.where(had, -self.min_ext[ss], NONE_LOW))
+        late = pred & (ext <= max_before)
+        inc = np.where(nopred, 1, np.maximum(ext - max_before, 0) + np.maximum(min_before - ext, 0))
+        dup, refill = self._duplicates(r.sid, ext, starts, ends, ss, late & (ext >= min_before))
+        good = pred & (d != 0) & (d >= -MAX_MISORDER) & (d <= MAX_DROPOUT)
+        # loss as it shows on arrival: a forward jump of the highest number opens a hole of inc - 1
+        hole = np.where(pred & ~reset & (inc > 1), inc - 1, 0)
+        new = ss[~had]
+        self.min_ext[new] = ext[starts[~had]]
+        self.max_ext[new] = ext[starts[~had]]
+        self.last_seq[ss] = seq[ends]
+        self.last_ext[ss] = ext[ends]
+        self.max_ext[ss] = np.maximum(self.max_ext[ss], A.reduce_seg(np.maximum, ext, starts))
+        self.min_ext[ss] = np.minimum(self.min_ext[ss], A.reduce_seg(np.minimum, ext, starts))
+        return {"late": late, "dup": dup, "refill": refill, "good": good, "reset": reset, "inc": inc, "hole": hole}
 
     # ------------------------------------------------------------------ helpers
     def _duplicates(self, sid, ext, starts, ends, ss, cand) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +343,17 @@ class StreamState:
             self.window[s_id] = tail.copy() if tail.size >= DUP_WINDOW else np.concatenate([w, tail])[-DUP_WINDOW:]
         return dup, refill
 
+    def _keep_ts(self, r: Rows, starts, ends, ss) -> None:
+        """The (timestamp, payload length) keys of each stream's first KEEP_TS packets without the P bit."""
+        room = np.flatnonzero(self.packets[ss] - (ends - starts + 1) < KEEP_TS)
+        for k in room.tolist():
+            sl = slice(starts[k], ends[k] + 1)
+            keys = (r.rtp_ts[sl] << 16) | np.minimum(r.payload_len[sl], 0xFFFF)
+            lst = self.ts_keep[int(ss[k])]
+            have = sum(a.size for a in lst)
+            if have < KEEP_TS:
+                lst.append(keys[~r.padding[sl]][: KEEP_TS - have])
+
     def _gaps(self, r: Rows, gi: np.ndarray) -> None:
         for i in gi.tolist():
             s_id = int(r.sid[i])
@@ -255,7 +380,15 @@ class StreamState:
         self.bins.append((
             r.sid[b], sec[b], np.diff(np.append(b, sec.size)), np.add.reduceat(r.length, b),
             np.add.reduceat(inc, b), np.add.reduceat(jit_ms, b), np.maximum.reduceat(jit_ms, b),
+            np.minimum.reduceat(r.frame, b), np.maximum.reduceat(r.frame, b),
         ))
+
+
+def _scatter(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """v (one value per True of mask) spread over the full rows, zero (False) elsewhere."""
+    out = np.zeros(mask.size, dtype=v.dtype)
+    out[mask] = v
+    return out
 
 
 def _arrived_before(u: np.ndarray, first: np.ndarray, v: np.ndarray, pos: np.ndarray) -> np.ndarray:

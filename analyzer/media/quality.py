@@ -24,8 +24,15 @@ take Ie 0 (transparent on the narrowband scale at speech bitrates) and Bpl 25.1,
 no better than G.711 with concealment -- a conservative, documented choice (Opus' own PLC and in-band
 FEC do better). Unknown audio codecs get the G.711-with-PLC values.
 
-Thresholds (Teams Call Quality Dashboard, audio stream classifier): poor when packet loss rate > 10 %,
-mean jitter > 30 ms, or round trip > 500 ms; CQD classifies only streams of more than 500 packets.
+Thresholds (docs/quality.md gives the sources): audio as the Teams Call Quality Dashboard's audio stream
+classifier, poor when packet loss rate > 10 %, mean jitter > 30 ms or round trip > 500 ms, and also when
+the E-model MOS is below POOR_MOS. CQD judges only streams of more than 500 packets; here a stream needs
+only enough packets for its numbers to mean something (assemble.MIN_SCORE_PACKETS): a 500-packet floor
+hid the worst streams, whose loss leaves fewer packets. Video: loss > 10 % or a frame rate below
+7 frames/s (Lync/Skype QoE video classifier: VideoPacketLossRate > 0.1, RecvFrameRateAverage < 7), round
+trip > 500 ms; no jitter threshold (a video frame's packets leave in a burst with one timestamp, so
+interarrival jitter measures the pacing, not the network). Screen sharing: loss > 10 %, round trip > 500
+ms; its frame rate follows the content, so no frame-rate threshold.
 """
 
 from __future__ import annotations
@@ -59,7 +66,10 @@ JITTER_BUFFER_MIN_MS = 20.0
 POOR_LOSS_PCT = 10.0
 POOR_JITTER_MS = 30.0
 POOR_RTT_MS = 500.0
-CQD_MIN_PACKETS = 500
+POOR_MOS = 3.5
+POOR_VIDEO_FPS = 7.0
+UNUSABLE_LOSS_PCT = 40.0  # poor-media becomes an error: most speech is concealment, video freezes
+UNUSABLE_MOS = 2.0
 
 
 def codec_for(pt: int, clock_rate: int) -> Codec:
@@ -125,9 +135,10 @@ def score(
 
 
 def thresholds(loss_pct: float | None, jitter_ms_mean: float | None, rtt_ms: float | None,
-               packets: int) -> dict[str, bool]:
-    """poor_loss, poor_jitter, poor_rtt and poor (any of them, on a stream CQD would classify)."""
+               kind: str = "audio", frame_rate: float | None = None) -> dict[str, bool]:
+    """poor_loss, poor_jitter, poor_rtt, poor_frame_rate and poor (any of them) for a stream of `kind`."""
     pl = loss_pct is not None and loss_pct > POOR_LOSS_PCT
-    pj = jitter_ms_mean is not None and jitter_ms_mean > POOR_JITTER_MS
+    pj = kind == "audio" and jitter_ms_mean is not None and jitter_ms_mean > POOR_JITTER_MS
     pr = rtt_ms is not None and rtt_ms > POOR_RTT_MS
-    return {"poor_loss": pl, "poor_jitter": pj, "poor_rtt": pr, "poor": (pl or pj or pr) and packets > CQD_MIN_PACKETS}
+    pf = kind == "video" and frame_rate is not None and frame_rate < POOR_VIDEO_FPS
+    return {"poor_loss": pl, "poor_jitter": pj, "poor_rtt": pr, "poor_frame_rate": pf, "poor": pl or pj or pr or pf}

@@ -79,6 +79,7 @@ class MediaStage:
         self.state = StreamState()
         self.keys: list[StreamKey] = []
         self.rate_rule: list[str] = []
+        self.rate_known: list[bool] = []
         self.samples: list[list[bytes]] = []
         self._by_hash: dict[int, int] = {}
         self.pending: dict[int, list[Rows]] = {}
@@ -96,7 +97,8 @@ class MediaStage:
                 return
         sid, new = self._stream_ids(mb, idx)
         rows = Rows(sid, mb.ts_ns[idx], mb.frame[idx], mb.seq[idx], mb.rtp_ts[idx], mb.pt[idx], mb.marker[idx],
-                    mb.length[idx], mb.payload_len[idx], mb.extension[idx], mb.ext_profile[idx], mb.dscp[idx])
+                    mb.length[idx], mb.payload_len[idx], mb.extension[idx], mb.ext_profile[idx], mb.dscp[idx],
+                    mb.padding[idx])
         if new:
             self._sample(mb, idx, sid, new)
         undecided = self.state.rate[sid] == 0
@@ -143,6 +145,7 @@ class MediaStage:
             bool(mb.relayed[i]), int(mb.channel[i]), int(mb.ssrc[i]),
         ))
         self.rate_rule.append("")
+        self.rate_known.append(False)
         self.samples.append([])
         return self.state.add_stream()
 
@@ -171,13 +174,14 @@ class MediaStage:
         if info is not None:
             self.state.rate[s] = info.clock_rate
             self.rate_rule[s] = f"static payload type {pt} ({info.encoding}) per RFC 3551"
+            self.rate_known[s] = True
             return True
         ts = np.concatenate([p.ts_ns for p in parts])
         if not final and ts.size < PENDING_MAX and (ts.size < DECIDE_MIN_PACKETS or ts[-1] - ts[0] < DECIDE_SPAN_NS):
             return False
         rtp = np.concatenate([p.rtp_ts for p in parts])
         size = float(np.mean(np.concatenate([p.payload_len for p in parts])))
-        self.state.rate[s], self.rate_rule[s] = K.rate_from_slope(ts, rtp, size)
+        self.state.rate[s], self.rate_rule[s], self.rate_known[s] = K.rate_from_slope(ts, rtp, size)
         return True
 
     # ------------------------------------------------------------------ end
@@ -191,4 +195,5 @@ class MediaStage:
             ready.extend(self.pending.pop(s))
         if ready:
             self.state.update(Rows.concat(ready))
+        self.state.flush()
         return build_result(self, list(dtls_sessions), list(stun_rows))

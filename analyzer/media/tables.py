@@ -21,18 +21,20 @@ STREAM_COLUMNS = (
     "srtp_rule", "dtls_session", "srtp_profile", "dtls_completed_ts", "dtls_to_media_ms", "rtcp_reports",
     "rtcp_fraction_lost", "rtcp_fraction_lost_max", "rtcp_cumulative_lost", "rtcp_jitter_ms", "rtcp_jitter_ms_max",
     "rtt_ms", "rtcp_feedback", "r_factor", "mos", "mos_codec", "mos_delay_ms", "mos_delay_source", "poor_loss",
-    "poor_jitter", "poor_rtt", "poor", "confirmed",
+    "poor_jitter", "poor_rtt", "poor_frame_rate", "poor", "confirmed", "clock_rate_known", "seq_wild",
+    "padding_packets", "empty_packets",
 )
 _INT = ("frames", "dtls_session", "rtcp_reports", "rtcp_cumulative_lost")
 _CATEGORIES = ("src", "dst", "wire_src", "wire_dst", "kind", "transport")
 TS_COLUMNS = ("file", "stream", "ssrc", "second", "packets", "bytes", "bitrate_kbps", "expected", "lost", "loss_pct",
-              "jitter_ms", "jitter_ms_max")
+              "jitter_ms", "jitter_ms_max", "first_frame", "last_frame")
 DIRECTION_COLUMNS = ("file", "conversation", "sender", "sender_port", "receiver", "receiver_port", "streams", "ssrcs",
                      "kinds", "packets", "first_ts", "last_ts", "path", "reverse_path", "asymmetric", "one_way",
                      "silent_s", "silent_intervals")
 
 
-_FLOAT = ("clock_rate_measured", "bitrate_kbps_mean", "bitrate_kbps_peak", "frame_rate", "dtls_to_media_ms",
+_FLOAT = ("jitter_ms_mean", "jitter_ms_max", "jitter_ms_final",
+          "clock_rate_measured", "bitrate_kbps_mean", "bitrate_kbps_peak", "frame_rate", "dtls_to_media_ms",
           "rtcp_fraction_lost", "rtcp_fraction_lost_max", "rtcp_jitter_ms", "rtcp_jitter_ms_max", "rtt_ms", "r_factor",
           "mos", "mos_delay_ms")
 
@@ -57,6 +59,8 @@ def streams_table(results: list[MediaResult], *, unconfirmed: bool = False) -> p
         df[c] = df[c].astype("Int64")
     df["srtp"] = df["srtp"].astype("boolean")
     df["clock_rate_fit"] = df["clock_rate_fit"].astype("boolean")
+    for c in ("poor_loss", "poor_jitter", "poor_rtt", "poor_frame_rate", "poor"):
+        df[c] = df[c].astype("boolean")
     for c in _CATEGORIES:
         df[c] = df[c].astype("category")
     return df[list(STREAM_COLUMNS)].sort_values(["file", "first_frame", "stream"]).reset_index(drop=True)

@@ -247,8 +247,8 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
             st["stream"] = [f"{int(x):08x}" if x == x else "" for x in st.ssrc]
             st["path"] = [f"{a_}:{b_} -> {c_}:{d_}" for a_, b_, c_, d_ in zip(st.src, st.sport, st.dst, st.dport,
                                                                                strict=True)]
-            short = {"stream": "ssrc", "path": "path", "payload_type": "pt", "kind": "kind", "packets": "pkts",
-                     "lost": "lost", "loss_pct": "loss%", "jitter_ms_max": "jitter",
+            short = {"stream": "ssrc", "path": "path", "kind": "kind", "packets": "pkts",
+                     "lost": "lost", "loss_pct": "loss %", "jitter_ms_mean": "jitter (ms)", "rtt_ms": "RTT (ms)",
                      "mos": "MOS"}
             st["path"] = [p + (" (relayed)" if r else "") for p, r in zip(st.path, st.relayed.astype(bool),
                                                                           strict=True)]

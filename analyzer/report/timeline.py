@@ -73,6 +73,7 @@ def timeline(a) -> go.Figure:
                            xref="paper", yref="paper", x=0.5, y=0.8)
     for i, m in enumerate(metrics, start=2):
         _metric_traces(fig, series, m, i)
+    _worst_seconds(fig, a, t0)
     if series is None or len(series) == 0:
         fig.add_annotation(text="no media streams (no per-stream 1-second series)", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.02, font={"color": "#666"})
@@ -145,6 +146,21 @@ def _squeeze_figure(fig, squeeze) -> None:
     for sh in fig.layout.shapes:
         if sh.xref == "x" and sh.x0 is not None:
             sh.x0, sh.x1 = float(squeeze([sh.x0])[0]), float(squeeze([sh.x1])[0])
+def _worst_seconds(fig, a, t0: int) -> None:
+    """The worst seconds of each stream a poor-media finding names, shaded across the figure."""
+    from ..topology.quality import worst_seconds
+
+    f, st, ts = C.table(a, "findings"), C.table(a, "streams"), C.table(a, "media_timeseries")
+    if f is None or st is None or ts is None or not (f.code == "poor-media").any():
+        return
+    starts = set()
+    for s in st[st.poor.fillna(False).astype(bool)].itertuples(index=False):
+        starts |= {(w.second.value - t0) / 1e9 for w in worst_seconds(ts, s.file, s.stream).itertuples(index=False)}
+    for x0 in sorted(starts):
+        fig.add_vrect(x0=x0, x1=x0 + 1.0, fillcolor="#d62728", opacity=0.12, line_width=0, layer="below",
+                      row="all", col=1)
+        fig.add_annotation(x=x0, y=1.0, xref="x", yref="paper", xanchor="left", yanchor="bottom",
+                           text="worst second", showarrow=False, font={"size": 9, "color": "#d62728"})
 
 
 class _Pending:

@@ -175,6 +175,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     out += _one_way(a, calls, blind)
     out += _middlebox(a)
     out += _icmp_unreachable(a, calls)
+    from .quality import quality_findings  # issue 16: poor-media, media-gap, high-rtt, far-end-not-receiving
+
+    out += quality_findings(a, calls, zm.capture_host)
     if one_way_files and len(one_way_files) == len(a.files):  # no answer could be in the capture at all
         out = [f for f in out if f.code not in ABSENCE_CODES]
     out += [_one_direction_finding(a, i, d) for i, d in one_way_files.items()]
@@ -231,7 +234,7 @@ def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
 
 # rules that rest on something not arriving: a capture of one direction cannot support them
 ABSENCE_CODES = frozenset(("ice-failed", "ice-incomplete", "direct-path-blocked", "relay-unreachable", "dtls-failed",
-                           "dtls-incomplete", "one-way-media"))
+                           "dtls-incomplete", "one-way-media", "far-end-not-receiving"))
 
 
 def _one_direction_finding(a, file: int, d) -> Finding:

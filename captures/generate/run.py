@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from . import relay, vpn, world
+from .impair import Applied
 from .netns import Lab, LabError
 from .scenarios import CLIENTS, POINTS, Scenario
 
@@ -175,7 +176,7 @@ class Peers:
         return "\n".join(out)
 
 
-async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path) -> Peers:
+async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path, impaired: list[Applied] = ()) -> Peers:
     peers = Peers(sc, w, env, logdir)
     try:
         await peers.start()
@@ -184,12 +185,35 @@ async def call(sc: Scenario, w: world.World, env: dict[str, str], logdir: Path) 
         except TimeoutError:
             peers.errors.append(f"ICE results missing after {ICE_DEADLINE_S} s: have {sorted(peers.ice)}")
         if not peers.errors:
-            await asyncio.sleep(sc.seconds)
+            await asyncio.gather(
+                asyncio.sleep(sc.seconds),
+                *(_outage(x) for x in impaired if x.imp.outage),
+                *(_later(x) for x in impaired if x.imp.from_s is not None),
+            )
         await peers.stop()
     finally:
         peers.kill()
         await asyncio.gather(*(p.wait() for p in peers.procs.values()), return_exceptions=True)
     return peers
+
+
+async def _later(x: Applied) -> None:
+    """Switch a steady impairment on once the call has connected (ICE, DTLS): the path degrades mid-call."""
+    await asyncio.sleep(x.imp.from_s)
+    x.switch_on()
+
+
+async def _outage(x: Applied) -> None:
+    """Switch the impairment's outage on at its start (seconds after the call connects) and off after it."""
+    start, duration = x.imp.outage
+    await asyncio.sleep(start)
+    t = time.time_ns()
+    x.outage_on()
+    x.started = (t, time.time_ns())  # the rules took effect between these two (wall clock, as the captures)
+    await asyncio.sleep(duration)
+    t = time.time_ns()
+    x.outage_off()
+    x.ended = (t, time.time_ns())
 
 
 class WrongPath(LabError):
@@ -234,7 +258,12 @@ def _run(sc: Scenario, out: Path, log) -> dict:
                 }
             )
         env = {**os.environ, "SSL_CERT_FILE": str(cert), "PYTHONPATH": str(REPO)}
-        peers = asyncio.run(call(sc, w, env, tmp))
+        impaired = [Applied(lab, w.ns[i.host], i) for i in sc.impair]
+        try:
+            peers = asyncio.run(call(sc, w, env, tmp, impaired))
+        finally:
+            for x in impaired:
+                x.close()
         time.sleep(0.2)
         counts = {f: stop_capture(lab, p) for f, p in dumps.items()}
         if os.environ.get("CFGEN_LOGS"):  # keep the peers' and coturn's logs for debugging
@@ -245,6 +274,17 @@ def _run(sc: Scenario, out: Path, log) -> dict:
         if peers.errors:
             raise LabError(f"{sc.name}: " + "; ".join(peers.errors) + "\n" + peers.log_tail())
         truth = make_truth(sc, w, peers, counts)
+        if impaired:
+            truth["impairment"] = [
+                dict(
+                    x.imp.describe(),
+                    applied_with=x.mechanism,
+                    outage_on_ns=x.started,
+                    outage_off_ns=x.ended,
+                    on_ns=x.on_ns,
+                )
+                for x in impaired
+            ]
         _check(sc, truth, peers)
         dest = out / sc.name
         if dest.exists():

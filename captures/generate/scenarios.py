@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .impair import Impairment
+
 
 @dataclass(frozen=True)
 class Point:
@@ -48,6 +50,7 @@ class Scenario:
     check_retries: int | None = None  # aioice retransmissions (ice-failed: fail in 7.5 s, not 63 s)
     expect_connected: bool = True
     relayed: bool = False  # the nominated pairs use a relay candidate (else the run is repeated)
+    impair: tuple[Impairment, ...] = ()  # network impairment on one hop (captures/generate/impair.py)
 
     @property
     def peers(self) -> list[str]:
@@ -221,6 +224,44 @@ SCENARIOS: dict[str, Scenario] = {
             seconds=2.0,
             check_retries=3,
             expect_connected=False,
+        ),
+        # Impaired real calls (issue 16): A calls X directly, as external-direct, with one hop impaired
+        Scenario(
+            name="impaired/loss-uplink",
+            topology="external-direct",
+            findings=("poor-media",),
+            summary="A calls X directly; 15 % random loss on X's uplink (X -> its home NAT)",
+            calls=(("a", "x"),),
+            points=("client-a.pcap", "nat-outside.pcap"),
+            look_for="X's stream arrives with about 15 % of its sequence numbers missing; A's stream intact",
+            seconds=10.0,
+            impair=(Impairment("x", loss_pct=15.0),),
+        ),
+        Scenario(
+            name="impaired/delay-jitter",
+            topology="external-direct",
+            findings=("high-rtt",),
+            summary="A calls X directly; 350 ms delay with +-40 ms jitter on X's access link, both directions, "
+            "from the moment the call is up",
+            calls=(("a", "x"),),
+            points=("client-a.pcap", "nat-outside.pcap"),
+            look_for="once connected, round trips of A's consent checks about 700 ms; X's stream with about 28 ms "
+            "interarrival jitter, reordered",
+            seconds=12.0,
+            # switched on once the call is up: from the start, 700-ms checks make ICE settle on the relay
+            impair=(Impairment("x", delay_ms=350.0, jitter_ms=40.0, both=True, from_s=0.0),),
+        ),
+        Scenario(
+            name="impaired/outage",
+            topology="external-direct",
+            findings=("media-gap", "one-way-media", "poor-media"),
+            summary="A calls X directly; X's access link loses everything for 2 s mid-call, both directions",
+            calls=(("a", "x"),),
+            points=("client-a.pcap", "client-x.pcap"),
+            look_for="X's stream stops for 2 s at both captures while A's goes on (X's downlink drops it after "
+            "the capture point)",
+            seconds=10.0,
+            impair=(Impairment("x", both=True, outage=(4.0, 2.0)),),
         ),
     ]
 }

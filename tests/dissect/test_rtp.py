@@ -117,7 +117,7 @@ def test_confirm_rejects_dns_and_tcp_payloads_in_teams():
     _, payloads, c, rtcp, groups = udp_rows(public_capture("ntop_nDPI/teams.pcap"))
     port53 = ((groups >> np.uint64(16)) == 53) | ((groups & np.uint64(0xFFFF)) == 53)
     dns = np.array([0x80 <= p[0] <= 0xBF for p in payloads]) & port53
-    assert int(dns.sum()) == 13 and int((dns & c["valid"]).sum()) == 5  # DNS ids 0x8000..0xBFFF
+    assert int(dns.sum()) == 13 and int((dns & c["valid"]).sum()) == 7  # DNS ids 0x8000..0xBFFF (P: unchecked)
     conf = confirm_rtp(groups, c["ssrc"], c["seq"], c["ts"], c["valid"] & ~rtcp)
     assert not (conf & dns).any() and int(conf.sum()) == 18
     # TCP segments (TLS) whose first byte falls in 0x80..0xBF
@@ -128,7 +128,7 @@ def test_confirm_rejects_dns_and_tcp_payloads_in_teams():
         key = (b.sport[idx].astype(np.uint64) << np.uint64(16)) | b.dport[idx].astype(np.uint64)
         n_cand += int(cols.valid.sum())
         n_conf += int(confirm_rtp(key, cols.ssrc, cols.seq, cols.ts, cols.valid).sum())
-    assert (n_cand, n_conf) == (31, 0)  # of 68 TCP payloads starting 0x80..0xBF, 31 pass the header checks
+    assert (n_cand, n_conf) == (32, 0)  # of 68 TCP payloads starting 0x80..0xBF, 32 pass the header checks
 
 
 @pytest.mark.parametrize(("rel", "streams"), [("membraneframework_membrane_rtp_plugin/demo_rtp.pcap", 2),
@@ -169,7 +169,7 @@ def test_confirm_rejects_synthetic_quic_and_random():
     lens = np.array([len(p) for p in pkts])
     off = np.concatenate([[0], np.cumsum(lens)[:-1]])
     c = rtp_columns(buf, off, lens)
-    assert int(c.valid.sum()) == 39  # the rest fail the CSRC/extension/padding checks
+    assert int(c.valid.sum()) == 62  # the rest fail the CSRC/extension checks (P is not checked)
     assert not confirm_rtp(np.zeros(2 * n, np.uint64), c.ssrc, c.seq, c.ts, c.valid).any()
 
 
@@ -196,9 +196,11 @@ def test_parse_rtp_rfc_examples():
     assert parse_rtp(b"\x80\x00").malformed == "shorter than the 12-byte RTP header"
     assert not parse_rtp(b"\x40" + bytes(15)).valid  # version 1
     assert not parse_rtp(rtp_packet(csrcs=(1,))[:15]).valid  # CSRC cut
-    assert not parse_rtp(rtp_packet(payload=b"", pad=1)[:-1] + b"\x00").valid  # padding count 0
-    h = parse_rtp(rtp_packet(payload=b"ab", pad=1)[:-1] + b"\xff")  # padding count past the header
-    assert not h.valid and h.malformed == "padding runs into the header"
+    # P set with a last byte that cannot be a padding count (0, or past the header): SRTP's tag byte
+    h = parse_rtp(rtp_packet(payload=b"", pad=1)[:-1] + b"\x00")
+    assert h.valid and (h.padding, h.padding_len, h.payload_len) == (True, 0, 1)
+    h = parse_rtp(rtp_packet(payload=b"ab", pad=1)[:-1] + b"\xff")
+    assert h.valid and (h.padding_len, h.payload_len, h.malformed) == (0, 3, None)
     assert fb_name(205, 15) == "TCC" and fb_name(206, 1) == "PLI" and fb_name(206, 4) == "FIR"
 
 

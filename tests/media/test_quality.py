@@ -58,14 +58,24 @@ def test_codec_choice():
     assert Q.codec_for(104, 16000).name == "G.711"  # unknown: the documented default
 
 
-def test_thresholds_are_strict_and_need_500_packets():
-    t = Q.thresholds(10.0, 30.0, 500.0, 10_000)
+def test_thresholds_are_strict_per_kind():
+    t = Q.thresholds(10.0, 30.0, 500.0, "audio")
     assert not any(t.values())
-    t = Q.thresholds(10.01, 30.01, 500.1, 10_000)
-    assert t == {"poor_loss": True, "poor_jitter": True, "poor_rtt": True, "poor": True}
-    assert Q.thresholds(50.0, None, None, 500)["poor"] is False  # CQD ignores streams of <= 500 packets
-    assert Q.thresholds(None, None, None, 10_000) == {"poor_loss": False, "poor_jitter": False, "poor_rtt": False,
-                                                      "poor": False}
+    t = Q.thresholds(10.01, 30.01, 500.1, "audio")
+    assert t == {"poor_loss": True, "poor_jitter": True, "poor_rtt": True, "poor_frame_rate": False, "poor": True}
+    assert Q.thresholds(None, None, None, "audio")["poor"] is False
+    # video: no jitter threshold (frames leave in bursts), a frame-rate floor of 7/s
+    v = Q.thresholds(0.0, 80.0, None, "video", 6.5)
+    assert (v["poor_jitter"], v["poor_frame_rate"], v["poor"]) == (False, True, True)
+    assert Q.thresholds(0.0, 80.0, None, "screen sharing", 1.0)["poor"] is False
+
+
+def test_poor_no_longer_needs_500_packets():
+    """Issue 16: the old flag needed > 500 packets received, so the worse the loss the less likely the flag."""
+    order = [k for k in range(300) if k % 2 == 0]  # 150 packets received, 50 % lost
+    s = one(measure(rows_for(pcmu(order))))
+    assert s["loss_pct"] == pytest.approx(50.0, abs=0.4) and s["poor_loss"] and s["poor"]
+    assert s["mos"] < Q.POOR_MOS
 
 
 def test_stream_with_heavy_loss_is_poor_and_scores_low():
@@ -130,8 +140,8 @@ KEPT = [k for k in range(1000) if k not in (100, 600)]
 @pytest.mark.parametrize(
     "name, order, delays, lost, runs",
     [
-        # a duplicate counts as received: two lost, one duplicate -> lost 1, and one run at most
-        ("duplicate", [*KEPT[:300], 299, *KEPT[300:]], None, 1, 1),
+        # a duplicate fills no hole: two lost, one duplicate -> lost 2, two runs
+        ("duplicate", [*KEPT[:300], 299, *KEPT[300:]], None, 2, 2),
         # a late block of 3 far from a real run of 5: the block closes its own hole, the run stays
         ("late block", [k for k in range(1000) if k not in range(500, 505)], {200: 100, 201: 100, 202: 100}, 5, 1),
         # the first packet late (below the lowest number seen): no hole of its own to close
