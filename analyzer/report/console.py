@@ -166,6 +166,7 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
             out.print(f"  path      {_esc(c.path)}")
         out.print(f"  expected  {c.expected or '-'}; observed {c.observed or '-'}")
         out.print(f"  why       {_esc(c.reason)}")
+        _rests_on(out, c)
         mine = findings[findings.call == c.call]
         for f in mine.itertuples(index=False):
             _finding(out, f)
@@ -196,6 +197,19 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
                                                                           strict=True)]
             st = st[[c for c in short if c in st.columns]].rename(columns=short)
             _table("Media streams", st, list(st.columns), out)
+
+
+def _rests_on(out: Console, c) -> None:
+    """What the verdict rests on, next to it, when not the profile alone (issue 15)."""
+    confidence = getattr(c, "confidence", "") or ""
+    if not confidence or confidence == "profile":
+        return
+    style = "yellow" if confidence == "default ranges" else "cyan"
+    out.print(f"  rests on  [{style}]{_esc(confidence)}[/{style}]")
+    for s in getattr(c, "assumptions", None) or []:
+        out.print(f"            - {_esc(s)}")
+    if getattr(c, "profile_hint", ""):
+        out.print(f"  profile   {_esc(c.profile_hint)}")
 
 
 def _finding(out: Console, f) -> None:

@@ -9,11 +9,13 @@ expects is a finding (findings.py), never a different topology (DESIGN.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..ice.paths import MediaPath
+from .profile import ORIGINS, is_private
 from .zones import ZoneMap
 
 EXPECTED = {
@@ -42,34 +44,59 @@ class Call:
     topology: str = "undetermined"
     reason: str = ""
     locations: dict[str, tuple[str, str]] = field(default_factory=dict)  # participant -> (location, rule)
+    origins: dict[str, str] = field(default_factory=dict)  # participant -> what decided its location (ORIGINS)
     path: str = ""
     relayed: bool = False
     tunnel: object = None  # a VPN tunnel carrying the call's media, when nothing else of the call is visible
 
 
-def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str]:
-    """Where a participant is, from its candidates [(address, type, seen)]. Addresses its checks were
-    seen coming from count first; an address only seen as a check's destination (a host candidate the
-    peer announced, maybe a home LAN) counts only when nothing better is known."""
+def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str, str]:
+    """Where a participant is, from its candidates [(address, type, seen)]: (location, rule, origin), the
+    origin saying what decided it ('profile', 'inferred' from the capture, 'default' ranges). Addresses
+    its checks were seen coming from count first; an address only seen as a check's destination (a host
+    candidate the peer announced, maybe a home LAN) counts only when nothing better is known."""
     rank = {"host": 0, "srflx": 1, "prflx": 2, "unknown": 3}
     usable = [a for a in addresses if a[1] in rank]
     for addr, ctype, seen in usable:  # a candidate in a VPN pool, even one only announced, is a VPN user
         z = zm.zone(addr)
         if z.zone == "vpn" and "check source" not in seen:
-            return "vpn-user", f"{addr} ({ctype}, {seen or 'announced'}) is in a VPN pool: {z.rule}"
+            return "vpn-user", f"{addr} ({ctype}, {seen or 'announced'}) is in a VPN pool: {z.rule}", z.origin
     sources = [a for a in usable if "check source" in a[2]]
     for group in (sources, usable):
         ordered = sorted(group, key=lambda a: rank[a[1]])
         for addr, ctype, _ in ordered:
             z = zm.zone(addr)
             if z.zone == "vpn":
-                return "vpn", f"{addr} ({ctype}) is in a VPN pool: {z.rule}"
-            if z.role == "vpn-user":
-                return "vpn-user", f"{addr} ({ctype}): {z.rule}"
+                return "vpn", f"{addr} ({ctype}) is in a VPN pool: {z.rule}", z.origin
+            if "vpn-user" in z.roles:
+                return "vpn-user", f"{addr} ({ctype}): {z.rule}", z.origin
         for addr, ctype, _ in ordered:
             z = zm.zone(addr)
-            return z.zone, f"{addr} ({ctype}): {z.rule}"
-    return "unknown", "no candidate of this participant outside a relay"
+            if z.zone == "customer" and z.origin == "default" and is_private(addr):
+                other = _behind_other_site(usable, zm)
+                if other:
+                    return "internet", f"{addr} ({ctype}) is private and {other}", "inferred"
+            # a public address outside every customer and cloud range is on the internet whatever the profile
+            origin = "inferred" if z.zone == "internet" and z.origin == "default" and not is_private(addr) else z.origin
+            return z.zone, f"{addr} ({ctype}): {z.rule}", origin
+    return "unknown", "no candidate of this participant outside a relay", "inferred"
+
+
+def _behind_other_site(usable: list[tuple[str, str, str]], zm: ZoneMap) -> str | None:
+    """A participant whose private address only a default range calls customer, with a public candidate
+    of its own that is not the customer site's: it sits behind that public address, at another site."""
+    site = zm.sites.customer
+    ours = zm.sites.customer_public()
+    for addr, ctype, seen in usable:
+        if is_private(addr) or addr in ours:
+            continue
+        z = zm.zone(addr)
+        if z.zone != "internet" or z.roles & {"relay", "vpn-user"}:
+            continue
+        where = (f"the customer site's is {', '.join(sorted(ours))}" if ours else
+                 "the capture host's public address is not in the capture" if site else "no customer site is known")
+        return f"its own public address {addr} ({ctype}, {seen or 'announced'}) is another site's ({where})"
+    return None
 
 
 def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
@@ -88,7 +115,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
         processor = None
         if sel is not None:
             z = zm.zone(sel.remote_address)
-            if z.zone == "cloud" and z.role != "relay" and int(sel.remote_port) not in RELAY_PORTS:
+            if z.zone == "cloud" and "relay" not in z.roles and int(sel.remote_port) not in RELAY_PORTS:
                 processor = sel.remote_address
         c = by_processor.get(processor) if processor else None
         if c is None:
@@ -137,6 +164,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
         c = Call(len(calls), tunnel=t, topology="undetermined", path=f"{t.client[0]}:{t.client[1]} -> "
                  f"{t.server[0]}:{t.server[1]} VPN tunnel ({', '.join(sorted(t.kinds))})")
         c.locations[t.client[0]] = ("vpn-user", zm.zone(t.client[0]).rule)
+        c.origins[t.client[0]] = "inferred"
         c.reason = ("a VPN user's media inside its tunnel: the other participant is not visible from this "
                     "capture point (capture the tunnel interface or the far side to tell the use case)")
         calls.append(c)
@@ -154,7 +182,7 @@ def _follow_tunnels(calls: list[Call], busy: list, a, zm: ZoneMap, paths: list[M
             for p in c.selected:
                 for agent, addr, port in ((p.agent, p.local_address, p.local_port),
                                           (None, p.remote_address, p.remote_port)):
-                    if zm.zone(addr).role != "egress":
+                    if "egress" not in zm.zone(addr).roles:
                         continue
                     spans = [(m.first_ts_ns // 10**9, m.last_ts_ns // 10**9) for m in paths
                              if (m.src, m.sport) == (addr, int(port)) or (m.dst, m.dport) == (addr, int(port))]
@@ -165,15 +193,17 @@ def _follow_tunnels(calls: list[Call], busy: list, a, zm: ZoneMap, paths: list[M
                     if who is None:
                         continue
                     c.tunnel = t
+                    c.origins[who] = "inferred"
                     c.locations[who] = ("vpn-user", f"its media ({addr}:{port}, the customer egress) follows the "
                                         f"VPN tunnel {t.client[0]} -> {t.server[0]}:{t.server[1]} ({overlap} s)")
                     _reclassify(c, a, zm)
 
 
 def _reclassify(c: Call, a, zm: ZoneMap) -> None:
-    kept = dict(c.locations)
+    kept, origins = dict(c.locations), dict(c.origins)
     _classify(c, a, zm, a.candidates)
     c.locations.update({k: v for k, v in kept.items() if v[0] == "vpn-user"})
+    c.origins.update({k: origins[k] for k, v in kept.items() if v[0] == "vpn-user" and k in origins})
     locs = [v[0] for v in c.locations.values()]
     others = [x for x in locs if x not in ("vpn", "vpn-user")]
     c.topology = ("vpn-internal-via-relay" if c.relayed else "vpn-internal-direct") if "customer" in others else (
@@ -215,7 +245,8 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
                 for r in own.itertuples(index=False)
                 if r.type == "relay" and (r.address, int(r.port)) in clients
             ]
-            c.locations[agent] = locate(found, zm)
+            where, rule, c.origins[agent] = locate(found, zm)
+            c.locations[agent] = (where, rule)
         sel = c.selected[0] if c.selected else None
         # relayed when either end of the path is a relay candidate, whether or not this capture point
         # saw the TURN wrapping (the peer's relay, or TURN over TLS, look like plain UDP from here)
@@ -231,14 +262,15 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
         ]
     else:
         for host in {h for e in c.media_ends for h, _ in e}:
-            c.locations[host] = locate([(host, "host", "check source")], zm)
+            where, rule, c.origins[host] = locate([(host, "host", "check source")], zm)
+            c.locations[host] = (where, rule)
         ends = c.media_ends
         c.path = "; ".join(" <-> ".join(f"{h}:{p}" for h, p in sorted(e)) for e in c.media_ends)
     locs = [v[0] for v in c.locations.values()]
     why = "; ".join(f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
     pts = _payload_types(a, ends)
     if "cloud" in locs:
-        sbc = any(zm.zone(h).role == "sbc" for e in ends for h, _ in e)
+        sbc = any("sbc" in zm.zone(h).roles for e in ends for h, _ in e)
         if sbc or (pts and pts <= G711):
             c.topology, c.reason = "pstn-trunk", f"one leg to a cloud media endpoint speaking G.711 (PT {sorted(pts)})"
         else:
@@ -293,10 +325,46 @@ def _relay_pairs(a, c: Call) -> bool:
     return bool(len(p[p.session.isin(c.sessions) & p.relayed]))
 
 
-def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
+def assumptions(c: Call, zm: ZoneMap) -> tuple[list[str], str, str]:
+    """What a call's verdict rests on: (assumptions, confidence, what to add to the profile). The
+    confidence is the weakest origin among the participants' locations: 'profile', 'inferred' (from the
+    capture, with its frames) or 'default ranges' (a private address taken as customer by its range)."""
+    out: list[str] = []
+    site = zm.sites.customer
+    if zm.profile.source == "defaults":
+        if site is not None:
+            what = f"the capture host's site {site.describe()}" if site.file >= 0 else zm.sites.rule
+            out.append(f"no network profile: customer network = {what}, inferred from frames "
+                       f"{', '.join(map(str, site.frames()))}")
+        else:
+            out.append("no network profile, and no capture host on a customer site: private and CGNAT ranges "
+                       "taken as the customer network")
+    for agent, (where, rule) in c.locations.items():
+        origin = c.origins.get(agent, "default")
+        if origin != "profile":
+            out.append(f"{agent} {where} ({'default ranges' if origin == 'default' else origin}): {rule}")
+    found = [c.origins.get(k, "default") for k in c.locations] or ["inferred"]
+    worst = max(found, key=ORIGINS.index)
+    confidence = "default ranges" if worst == "default" else worst
+    hint = ""
+    if confidence != "profile":
+        if site is not None and site.private:
+            nets = sorted({".".join(a.split(".")[:3]) + ".0/24" for a in site.private if a.count(".") == 3})
+            hint = f"[customer] networks = {json.dumps(nets)}" + (
+                f", egress = {json.dumps(sorted(site.public))}" if site.public else "")
+        elif site is not None:
+            hint = f"[customer] egress = {json.dumps([site.host])} and the customer's internal networks"
+        else:
+            hint = "[customer] networks and egress (the customer's prefixes and NAT addresses)"
+        hint = f"to rest the verdict on facts, add to the network profile: {hint}; replace_defaults = true"
+    return out, confidence, hint
+
+
+def calls_table(calls: list[Call], flows: pd.DataFrame, zm: ZoneMap | None = None) -> pd.DataFrame:
     rows = []
     for c in calls:
         observed = _observed(c, flows)
+        said, confidence, hint = assumptions(c, zm) if zm is not None else ([], "", "")
         rows.append(
             {
                 "call": c.call,
@@ -308,9 +376,13 @@ def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
                 "relayed": c.relayed,
                 "sessions": ",".join(map(str, c.sessions)),
                 "participants": ", ".join(f"{k} ({v[0]})" for k, v in c.locations.items()),
+                "assumptions": said,
+                "confidence": confidence,
+                "profile_hint": hint,
             }
         )
-    cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants"]
+    cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants",
+            "assumptions", "confidence", "profile_hint"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -266,7 +266,7 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
         for agent in vpn_users:
             addr = p.local_address if p.agent == agent else p.remote_address
             z = zm.zone(addr)
-            if z.role == "egress":
+            if "egress" in z.roles:
                 hits.append(f"VPN user {agent}'s media uses {addr}, {z.rule}: it left through the tunnel "
                             f"(pair {p.description})")
     if not hits:
@@ -429,4 +429,4 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
 
 
 def _known_relay(zm, host: str) -> bool:
-    return bool(host) and (zm.zone(host).role == "relay" or host in zm.relays)
+    return bool(host) and ("relay" in zm.zone(host).roles or host in zm.relays)

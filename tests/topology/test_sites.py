@@ -1,0 +1,71 @@
+"""Sites inferred from the capture when no profile describes the network (issue 15): the capture host's
+site is the customer network, a participant behind another public address is elsewhere, a private
+address only a relay reports is on the relay's side. Addresses and frames read off the packets with
+tshark (`-Y stun -T fields -e frame.number -e ip.src -e stun.att.ipv4-xord`)."""
+
+from __future__ import annotations
+
+from analyzer import analyze
+from analyzer.topology.profile import NetworkProfile
+from tests.conftest import CAPTURES, public_capture
+
+
+def test_readme_command_without_a_profile_is_external_via_relay():
+    a = analyze(CAPTURES / "external-via-relay" / "client-a.pcap")
+    (call,) = a.calls.itertuples()
+    assert call.topology == "external-via-relay"
+    assert set(a.findings.code) == {"direct-path-blocked"}
+    # frame 4: Binding success to 10.1.0.11 with XOR-MAPPED-ADDRESS 198.51.100.2; frame 2: 10.1.0.1's
+    # ICMP port unreachable for the DNS query (the LAN's resolver, same site)
+    assert call.assumptions[0] == (
+        "no network profile: customer network = the capture host's site 10.1.0.1, 10.1.0.11 behind "
+        "198.51.100.2, inferred from frames 2, 3, 4"
+    )
+    assert call.confidence == "inferred"
+    # X's host candidate 192.168.1.10 is private, but X also announced 203.0.113.2 (frame 10's destination)
+    x = [s for s in call.assumptions if "192.168.1.10" in s]
+    assert x and "internet (inferred)" in x[0] and "203.0.113.2" in x[0]
+    assert 'networks = ["10.1.0.0/24"], egress = ["198.51.100.2"]' in call.profile_hint
+
+
+def test_ice_failed_without_a_profile_is_not_intranet():
+    a = analyze(CAPTURES / "ice-failed" / "client-a.pcap")
+    assert list(a.calls.topology) == ["external-via-relay"]
+    assert set(a.findings.code) == {"ice-failed", "relay-unreachable"}
+    # A's Binding and Allocate went unanswered: its public address is unknown, and the assumption says so
+    assert "its public address is not in the capture" in a.calls.iloc[0].assumptions[0]
+
+
+def test_private_peer_behind_a_public_relay_is_not_customer():
+    a = analyze(public_capture("ntop_nDPI/stun_dtls_rtp.pcapng"))
+    second = a.calls.iloc[1]
+    assert second.topology == "external-via-relay"
+    mine = set(a.findings[a.findings.call == second.call].code)
+    assert "relay-hairpin" not in mine
+    assert mine == {"non-cloud-relay", "tcp-fallback"}
+    # frame 50: Data indication from 142.250.82.249 with XOR-PEER-ADDRESS 10.13.0.50
+    far = [s for s in second.assumptions if s.startswith("wGR4")]
+    assert far == [
+        "wGR4 internet (inferred): 10.13.0.50 (host): heard only through the relay 142.250.82.249 "
+        "(frame 50): the relay's side, not the customer network"
+    ]
+
+
+def test_a_profile_naming_the_address_wins_over_inference(tmp_path):
+    prof = tmp_path / "p.toml"
+    prof.write_text('[customer]\nnetworks = ["192.168.1.0/24", "10.1.0.0/16"]\nreplace_defaults = true\n')
+    a = analyze(CAPTURES / "external-via-relay" / "client-a.pcap", network=prof)
+    (call,) = a.calls.itertuples()
+    # the profile calls X's home LAN customer: the verdict rests on that, not on the capture
+    assert (call.topology, call.confidence) == ("intranet-direct", "profile")
+    assert call.assumptions == [] and call.profile_hint == ""
+
+
+def test_roles_are_a_set_and_a_concentrator_is_customer(tmp_path):
+    prof = tmp_path / "p.toml"
+    prof.write_text('[customer]\negress = ["198.51.100.2"]\n[vpn]\nconcentrators = ["198.51.100.2"]\n')
+    z = NetworkProfile.load(str(prof)).zone("198.51.100.2")
+    assert z.zone == "customer" and z.roles == {"egress", "concentrator"} and z.origin == "profile"
+    prof.write_text('[vpn]\nconcentrators = ["198.51.100.3"]\n')
+    z = NetworkProfile.load(str(prof)).zone("198.51.100.3")
+    assert (z.zone, z.roles) == ("customer", {"concentrator"})
