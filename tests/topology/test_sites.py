@@ -69,3 +69,28 @@ def test_roles_are_a_set_and_a_concentrator_is_customer(tmp_path):
     prof.write_text('[vpn]\nconcentrators = ["198.51.100.3"]\n')
     z = NetworkProfile.load(str(prof)).zone("198.51.100.3")
     assert (z.zone, z.roles) == ("customer", {"concentrator"})
+
+
+def test_console_and_html_say_what_the_verdict_rests_on(tmp_path):
+    from rich.console import Console
+
+    from analyzer.report.console import print_verdict
+    from analyzer.report.html import verdict_html
+
+    a = analyze(CAPTURES / "external-via-relay" / "client-a.pcap")
+    out = Console(record=True, width=200)
+    print_verdict(a, out)
+    text = out.export_text()
+    assert "rests on  inferred" in text
+    assert "no network profile: customer network = the capture host's site" in text
+    assert 'add to the network profile: [customer] networks = ["10.1.0.0/24"]' in text
+    html = verdict_html(a)
+    assert "<th>confidence</th>" in html and "inferred" in html
+    # with the scenario's profile every participant is named: nothing to add
+    b = analyze(
+        CAPTURES / "external-via-relay" / "client-a.pcap", network=CAPTURES / "external-via-relay" / "network.toml"
+    )
+    assert list(b.calls.confidence) == ["profile"]
+    out = Console(record=True, width=200)
+    print_verdict(b, out)
+    assert "rests on" not in out.export_text()
