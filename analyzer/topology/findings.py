@@ -11,6 +11,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from .calls import Call, parse_endpoint, tls_to_relay
+from .hops import describe as describe_drops
+from .hops import dropped_checks
 from .zones import ZoneMap
 
 PRINCIPLES = {
@@ -70,6 +72,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                 if len(remote_direct)
                 else "UDP between the two sites: no direct check was answered and none of the peer's arrived"
             )
+            drops, action = _dropping_hop(a, zm, direct)
+            if drops:
+                what = describe_drops(drops)
             out.append(
                 Finding(
                     c.call,
@@ -78,8 +83,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     "Direct path blocked; media relayed",
                     f"{PRINCIPLES['direct']} Blocked: {what}.",
                     f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: {relay_ok.iloc[0].description}",
-                    "Open UDP between the sites or at the NAT.",
-                    _frames(list(direct.first_check_frame) + list(relay_ok.first_success_frame)),
+                    action,
+                    _frames([d.frame for d in drops] + list(direct.first_check_frame)
+                            + list(relay_ok.first_success_frame)),
                 )
             )
         locs = [v[0] for v in c.locations.values()]
@@ -160,6 +166,16 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
     out += _one_way(a, calls)
     out += _middlebox(a)
     return out
+
+
+def _dropping_hop(a, zm: ZoneMap, direct: pd.DataFrame) -> tuple[list, str]:
+    """With several capture points: the hop that dropped the direct checks (hops.py), and what to do there."""
+    ends = {frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))))
+            for p in direct.itertuples(index=False)}
+    drops = dropped_checks(a, zm, ends)
+    if not drops:
+        return [], "Open UDP between the sites or at the NAT."
+    return drops, f"Allow UDP to and from the peer at {drops[0].hop}."
 
 
 def _capture_agents(a, zm: ZoneMap) -> set[str]:

@@ -46,6 +46,7 @@ class Sites:
     others: list[Site] = field(default_factory=list)
     via_relay: dict[str, tuple[str, int]] = field(default_factory=dict)  # address -> (TURN server, frame)
     rule: str = ""  # how the customer site was chosen
+    points: dict[int, Site] = field(default_factory=dict)  # capture file -> the site of its capture host
 
     def customer_public(self) -> set[str]:
         c = self.customer
@@ -148,6 +149,7 @@ def infer(
                 for pub, frame in mapped.get(file, {}).get(client, {}).items():
                     site.public.setdefault(pub, frame)
         sites.append(site)
+        out.points[file] = site
     if sites:
         out.customer = sites[0]
         for s in sites[1:]:  # a second capture point behind the same public address is the same site

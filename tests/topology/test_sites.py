@@ -94,3 +94,27 @@ def test_console_and_html_say_what_the_verdict_rests_on(tmp_path):
     out = Console(record=True, width=200)
     print_verdict(b, out)
     assert "rests on" not in out.export_text()
+
+
+def test_three_points_name_the_customer_edge_as_the_hop_that_dropped_the_checks():
+    d = CAPTURES / "external-via-relay"
+    a = analyze([d / "client-a.pcap", d / "nat-outside.pcap", d / "relay.pcap"], network=d / "network.toml")
+    f = a.findings.set_index("code").loc["direct-path-blocked"]
+    # client-a frame 10: A's check to X's srflx 203.0.113.2:55174 (its transaction id is on no frame of
+    # nat-outside.pcap); nat-outside frame 7: X's check to 198.51.100.2:41888, never on client-a.pcap
+    assert "the customer edge (NAT 198.51.100.2) dropped UDP" in f.explanation
+    assert "10.1.0.11:41888 -> 203.0.113.2:55174 (client-a.pcap frame 10) never shows on nat-outside.pcap" in (
+        f.explanation
+    )
+    assert "203.0.113.2:55174 -> 198.51.100.2:41888 (nat-outside.pcap frame 7) never reaches client-a.pcap" in (
+        f.explanation
+    )
+    assert {7, 10} <= set(f.frames)
+    assert "customer edge" in f.action
+
+
+def test_without_the_next_point_no_hop_is_named():
+    d = CAPTURES / "external-via-relay"
+    a = analyze([d / "client-a.pcap", d / "relay.pcap"], network=d / "network.toml")
+    f = a.findings.set_index("code").loc["direct-path-blocked"]
+    assert "dropped UDP" not in f.explanation and "customer edge" not in f.action
