@@ -293,8 +293,25 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
         c.topology = "external-via-relay" if relay_tried else "external-direct"
         c.reason = "a customer user and an external user" + (", relayed" if relay_tried else ", direct")
     else:
-        c.topology, c.reason = "undetermined", "the capture does not show where both participants are"
+        c.topology, c.reason = "undetermined", _undetermined_why(c, a, cands)
     c.reason = f"{c.reason}. Participants: {why}"
+
+
+def _undetermined_why(c: Call, a, cands: pd.DataFrame) -> str:
+    """Why the use case is unknown, and which capture would settle it. Both ends relayed on one relay
+    hide the far end: only the relay, or the customer NAT's outside, sees where its allocation comes from."""
+    unknown = [k for k, v in c.locations.items() if v[0] == "unknown"]
+    servers = set(a.allocations.server.astype(str)) | set(a.allocations.relayed_address.dropna().astype(str))
+    for agent in unknown:
+        own = cands[(cands.agent == agent) & (cands.type == "relay")]
+        same = sorted(set(own.address) & servers)
+        if same:
+            ports = ", ".join(f"{r.address}:{int(r.port)}" for r in own.itertuples(index=False))
+            return (f"both ends are relayed on the same relay {', '.join(same)} (the far end only as {ports}): "
+                    "nothing in this capture shows where the far end is. A capture at the relay (it sees the "
+                    "public address the far end's allocation comes from) or at the customer NAT's outside (both "
+                    "allocations leaving the customer egress prove a hairpin) would settle it")
+    return "the capture does not show where both participants are"
 
 
 def tls_to_relay(a, c: Call, zm: ZoneMap):

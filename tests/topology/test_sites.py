@@ -118,3 +118,15 @@ def test_without_the_next_point_no_hop_is_named():
     a = analyze([d / "client-a.pcap", d / "relay.pcap"], network=d / "network.toml")
     f = a.findings.set_index("code").loc["direct-path-blocked"]
     assert "dropped UDP" not in f.explanation and "customer edge" not in f.action
+
+
+def test_both_ends_on_one_relay_says_so_and_which_capture_settles_it():
+    d = CAPTURES / "relay-hairpin"
+    a = analyze(d / "client-a.pcap", network=d / "network.toml")
+    (call,) = a.calls.itertuples()
+    assert call.topology == "undetermined"
+    assert call.reason.startswith("both ends are relayed on the same relay 52.112.10.10")
+    assert "A capture at the relay" in call.reason and "customer NAT's outside" in call.reason
+    # with the NAT's outside added, both allocations leave the customer egress: the hairpin is proven
+    b = analyze([d / "client-a.pcap", d / "nat-outside.pcap"], network=d / "network.toml")
+    assert list(b.calls.topology) == ["intranet-direct"] and "relay-hairpin" in set(b.findings.code)
