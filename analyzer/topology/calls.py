@@ -261,7 +261,19 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
             for p in c.selected
         ]
     else:
-        for host in {h for e in c.media_ends for h, _ in e}:
+        # relayed media without checks in the capture: the relayed address stands for its TURN client, and
+        # the far end is where the relay hears it from (the peer address it reports)
+        turn_clients = {
+            (r.relayed_address, int(r.relayed_port)): r.client
+            for r in a.allocations.itertuples(index=False)
+            if isinstance(r.relayed_address, str)
+        }
+        for host, port in dict.fromkeys(ep for e in c.media_ends for ep in sorted(e)):
+            client = turn_clients.get((host, port))
+            if client is not None:
+                where, rule, c.origins[client] = locate([(client, "host", "check source")], zm)
+                c.locations[client] = (where, f"{rule}; the TURN client of the relayed address {host}:{port}")
+                continue
             where, rule, c.origins[host] = locate([(host, "host", "check source")], zm)
             c.locations[host] = (where, rule)
         ends = c.media_ends

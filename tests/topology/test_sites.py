@@ -130,3 +130,28 @@ def test_both_ends_on_one_relay_says_so_and_which_capture_settles_it():
     # with the NAT's outside added, both allocations leave the customer egress: the hairpin is proven
     b = analyze([d / "client-a.pcap", d / "nat-outside.pcap"], network=d / "network.toml")
     assert list(b.calls.topology) == ["intranet-direct"] and "relay-hairpin" in set(b.findings.code)
+
+
+def test_relayed_media_without_checks_places_the_far_end_where_the_relay_hears_it(tmp_path):
+    # a relay-only client captured after its checks: only the allocation, the ChannelBind to the peer's
+    # address as the relay sees it (its home NAT) and ChannelData media. The relayed address stands for
+    # A, the far end is on the internet: external-via-relay (was: group-call, the relay taken for a
+    # media processor)
+    from tests.topology.builder import CallBuilder
+
+    a_, server, relayed, mapped, peer = (
+        ("10.1.0.11", 50000),
+        ("52.112.5.5", 3478),
+        ("52.112.5.5", 50500),
+        ("198.51.100.2", 40000),
+        ("203.0.113.9", 61000),
+    )
+    cb = CallBuilder()
+    cb.allocate(a_, server, relayed, mapped)
+    cb.bind_channel(a_, server, 0x4001, peer)
+    cb.media(relayed, peer, 3, via=(a_, server, relayed))
+    cb.write(tmp_path / "c.pcap")
+    a = analyze(tmp_path / "c.pcap")
+    (call,) = a.calls.itertuples()
+    assert call.topology == "external-via-relay"
+    assert "10.1.0.11 (customer)" in call.participants and "203.0.113.9 (internet)" in call.participants
