@@ -9,13 +9,12 @@ expects is a finding (findings.py), never a different topology (DESIGN.md).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..ice.paths import MediaPath
-from .profile import ORIGINS, is_private
+from .profile import is_private
 from .zones import ZoneMap
 
 EXPECTED = {
@@ -354,46 +353,13 @@ def _relay_pairs(a, c: Call) -> bool:
     return bool(len(p[p.session.isin(c.sessions) & p.relayed]))
 
 
-def assumptions(c: Call, zm: ZoneMap) -> tuple[list[str], str, str]:
-    """What a call's verdict rests on: (assumptions, confidence, what to add to the profile). The
-    confidence is the weakest origin among the participants' locations: 'profile', 'inferred' (from the
-    capture, with its frames) or 'default ranges' (a private address taken as customer by its range)."""
-    out: list[str] = []
-    site = zm.sites.customer
-    if zm.profile.source == "defaults":
-        if site is not None:
-            what = f"the capture host's site {site.describe()}" if site.file >= 0 else zm.sites.rule
-            out.append(f"no network profile: customer network = {what}, inferred from frames "
-                       f"{', '.join(map(str, site.frames()))}")
-        else:
-            out.append("no network profile, and no capture host on a customer site: private and CGNAT ranges "
-                       "taken as the customer network")
-    for agent, (where, rule) in c.locations.items():
-        origin = c.origins.get(agent, "default")
-        if origin != "profile":
-            out.append(f"{agent} {where} ({'default ranges' if origin == 'default' else origin}): {rule}")
-    found = [c.origins.get(k, "default") for k in c.locations] or ["inferred"]
-    worst = max(found, key=ORIGINS.index)
-    confidence = "default ranges" if worst == "default" else worst
-    hint = ""
-    if confidence != "profile":
-        if site is not None and site.private:
-            nets = sorted({".".join(a.split(".")[:3]) + ".0/24" for a in site.private if a.count(".") == 3})
-            hint = f"[customer] networks = {json.dumps(nets)}" + (
-                f", egress = {json.dumps(sorted(site.public))}" if site.public else "")
-        elif site is not None:
-            hint = f"[customer] egress = {json.dumps([site.host])} and the customer's internal networks"
-        else:
-            hint = "[customer] networks and egress (the customer's prefixes and NAT addresses)"
-        hint = f"to rest the verdict on facts, add to the network profile: {hint}; replace_defaults = true"
-    return out, confidence, hint
-
-
 def calls_table(calls: list[Call], flows: pd.DataFrame, zm: ZoneMap | None = None) -> pd.DataFrame:
+    from .assumptions import rests_on
+
     rows = []
     for c in calls:
         observed = _observed(c, flows)
-        said, confidence, hint = assumptions(c, zm) if zm is not None else ([], "", "")
+        said, confidence, hint = rests_on(c, zm) if zm is not None else ([], "", "")
         rows.append(
             {
                 "call": c.call,

@@ -199,13 +199,13 @@ def _relayed_sources(stun: pd.DataFrame, servers: set[str]) -> dict[str, tuple[s
     out: dict[str, tuple[str, int]] = {}
     if not len(stun):
         return out
-    inner = stun[stun.relayed & stun.outer_src.notna()]
+    inner = stun[stun.relayed & stun.outer_src.notna()].drop_duplicates("src")  # first frame of each source
     for r in inner.itertuples(index=False):
         if r.src in servers:
             continue
         server = r.outer_src if r.outer_src in servers else r.outer_dst
         out.setdefault(str(r.src), (str(server), int(r.frame)))
     data = stun[(stun.method == "Data") & (stun.cls == "indication") & stun.peer_address.notna() & ~stun.relayed]
-    for r in data.itertuples(index=False):
+    for r in data.drop_duplicates("peer_address").itertuples(index=False):
         out.setdefault(str(r.peer_address), (str(r.src), int(r.frame)))
     return out
