@@ -31,6 +31,8 @@ def rests_on(c: Call, zm: ZoneMap) -> tuple[list[str], str, str]:
                 "no network profile, and no capture host on a customer site: private and CGNAT ranges "
                 "taken as the customer network"
             )
+    else:
+        out.append(f"network profile {zm.profile.source}")
     for agent, (where, rule) in c.locations.items():
         origin = c.origins.get(agent, "default")
         if origin != "profile":

@@ -58,7 +58,7 @@ def test_a_profile_naming_the_address_wins_over_inference(tmp_path):
     (call,) = a.calls.itertuples()
     # the profile calls X's home LAN customer: the verdict rests on that, not on the capture
     assert (call.topology, call.confidence) == ("intranet-direct", "profile")
-    assert call.assumptions == [] and call.profile_hint == ""
+    assert list(call.assumptions) == [f"network profile {prof}"] and call.profile_hint == ""
 
 
 def test_roles_are_a_set_and_a_concentrator_is_customer(tmp_path):
