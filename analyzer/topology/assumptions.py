@@ -51,5 +51,15 @@ def rests_on(c: Call, zm: ZoneMap) -> tuple[list[str], str, str]:
             hint = f"[customer] egress = {json.dumps([site.host])} and the customer's internal networks"
         else:
             hint = "[customer] networks and egress (the customer's prefixes and NAT addresses)"
-        hint = f"to rest the verdict on facts, add to the network profile: {hint}; replace_defaults = true"
+        hint += "; replace_defaults = true"
+        cloud = sorted(
+            {
+                rule.split(" ", 1)[0]
+                for k, (where, rule) in c.locations.items()
+                if where == "cloud" and c.origins.get(k) == "default"
+            }
+        )
+        if cloud:  # a media processor or trunk known only by the published ranges
+            hint += f"; [cloud] media = {json.dumps(cloud)}"
+        hint = f"to rest the verdict on facts, add to the network profile: {hint}"
     return out, confidence, hint

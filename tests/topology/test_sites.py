@@ -155,3 +155,11 @@ def test_relayed_media_without_checks_places_the_far_end_where_the_relay_hears_i
     (call,) = a.calls.itertuples()
     assert call.topology == "external-via-relay"
     assert "10.1.0.11 (customer)" in call.participants and "203.0.113.9 (internet)" in call.participants
+
+
+def test_a_media_processor_known_only_by_the_published_ranges_is_a_default():
+    a = analyze(CAPTURES / "group-call" / "client-a.pcap")
+    (call,) = a.calls.itertuples()
+    assert (call.topology, call.confidence) == ("group-call", "default ranges")
+    assert any("52.113.20.20" in s and "(default ranges)" in s for s in call.assumptions)
+    assert call.profile_hint.endswith('[cloud] media = ["52.113.20.20"]')
