@@ -334,7 +334,7 @@ def _topology(a: Analysis):
         calls = build_calls(a, zm, a.paths.paths())
         found = build_findings(a, calls, zm)
         found += tunnel_findings(a, zm, calls, found)
-        a._cache["_topology"] = (calls_table(calls, a.flows), findings_table(found))
+        a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found))
     return a._cache["_topology"]
 
 

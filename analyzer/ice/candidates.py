@@ -91,7 +91,7 @@ class CandidateBook:
             return "host", "the capture host's own address (network profile)"
         z = self.profile.zone(address)
         if z.zone == "cloud":
-            if z.role == "relay" or port in RELAY_PORTS:
+            if "relay" in z.roles or port in RELAY_PORTS:
                 return "relay", f"{z.rule}, relay port {port}"
             return "host", f"{z.rule}: media processors answer with host candidates"
         return "unknown", "public address; this capture does not say whether host or reflexive"

@@ -224,6 +224,7 @@ def print_verdict(a, out: Console | None = None, verbose: bool = False) -> None:
             out.print(f"  moved     {_esc(c.moves)}")
         out.print(f"  expected  {c.expected or '-'}; observed {c.observed or '-'}")
         out.print(f"  why       {_esc(c.reason)}")
+        _rests_on(out, c)
         mine = findings[findings.call == c.call]
         for f in mine.itertuples(index=False):
             _finding(out, f)
@@ -272,6 +273,17 @@ def _left_out(out: Console, s: CaptureSummary) -> None:
             out.print(f"    {_esc(note)}")
         if len(notes) > 3:
             out.print(f"    ... {len(notes) - 3:,} more (callflow summary, or Analysis.captures)")
+def _rests_on(out: Console, c) -> None:
+    """What the verdict rests on, next to it, when not the profile alone (issue 15)."""
+    confidence = getattr(c, "confidence", "") or ""
+    if not confidence or confidence == "profile":
+        return
+    style = "yellow" if confidence == "default ranges" else "cyan"
+    out.print(f"  rests on  [{style}]{_esc(confidence)}[/{style}]")
+    for s in getattr(c, "assumptions", None) or []:
+        out.print(f"            - {_esc(s)}")
+    if getattr(c, "profile_hint", ""):
+        out.print(f"  profile   {_esc(c.profile_hint)}")
 
 
 def _finding(out: Console, f) -> None:

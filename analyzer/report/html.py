@@ -23,7 +23,8 @@ from . import common as C
 
 MAX_ROWS = 1000
 FIGURES = (("timeline", "Timeline"), ("ladder", "Ladder"), ("path_diagram", "Media path"))
-VERDICT_COLUMNS = ("call", "topology", "path", "moves", "expected", "observed", "reason", "participants")
+VERDICT_COLUMNS = ("call", "topology", "confidence", "assumptions", "profile_hint", "path", "moves", "expected",
+                   "observed", "reason", "participants")
 SESSION_COLUMNS = ("session", "state", "ufrags", "controlling", "path", "selected_by", "connected_frame")
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px;

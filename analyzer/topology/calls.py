@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..ice.paths import MediaPath
+from .profile import is_private
 from .zones import ZoneMap
 
 EXPECTED = {
@@ -42,35 +43,60 @@ class Call:
     topology: str = "undetermined"
     reason: str = ""
     locations: dict[str, tuple[str, str]] = field(default_factory=dict)  # participant -> (location, rule)
+    origins: dict[str, str] = field(default_factory=dict)  # participant -> what decided its location (ORIGINS)
     path: str = ""
     relayed: bool = False
     tunnel: object = None  # a VPN tunnel carrying the call's media, when nothing else of the call is visible
     moves: str = ""  # the media's earlier paths and why it moved (path_moves); the topology judges the last
 
 
-def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str]:
-    """Where a participant is, from its candidates [(address, type, seen)]. Addresses its checks were
-    seen coming from count first; an address only seen as a check's destination (a host candidate the
-    peer announced, maybe a home LAN) counts only when nothing better is known."""
+def locate(addresses: list[tuple[str, str, str]], zm: ZoneMap) -> tuple[str, str, str]:
+    """Where a participant is, from its candidates [(address, type, seen)]: (location, rule, origin), the
+    origin saying what decided it ('profile', 'inferred' from the capture, 'default' ranges). Addresses
+    its checks were seen coming from count first; an address only seen as a check's destination (a host
+    candidate the peer announced, maybe a home LAN) counts only when nothing better is known."""
     rank = {"host": 0, "srflx": 1, "prflx": 2, "unknown": 3}
     usable = [a for a in addresses if a[1] in rank]
     for addr, ctype, seen in usable:  # a candidate in a VPN pool, even one only announced, is a VPN user
         z = zm.zone(addr)
         if z.zone == "vpn" and "check source" not in seen:
-            return "vpn-user", f"{addr} ({ctype}, {seen or 'announced'}) is in a VPN pool: {z.rule}"
+            return "vpn-user", f"{addr} ({ctype}, {seen or 'announced'}) is in a VPN pool: {z.rule}", z.origin
     sources = [a for a in usable if "check source" in a[2]]
     for group in (sources, usable):
         ordered = sorted(group, key=lambda a: rank[a[1]])
         for addr, ctype, _ in ordered:
             z = zm.zone(addr)
             if z.zone == "vpn":
-                return "vpn", f"{addr} ({ctype}) is in a VPN pool: {z.rule}"
-            if z.role == "vpn-user":
-                return "vpn-user", f"{addr} ({ctype}): {z.rule}"
+                return "vpn", f"{addr} ({ctype}) is in a VPN pool: {z.rule}", z.origin
+            if "vpn-user" in z.roles:
+                return "vpn-user", f"{addr} ({ctype}): {z.rule}", z.origin
         for addr, ctype, _ in ordered:
             z = zm.zone(addr)
-            return z.zone, f"{addr} ({ctype}): {z.rule}"
-    return "unknown", "no candidate of this participant outside a relay"
+            if z.zone == "customer" and z.origin == "default" and is_private(addr):
+                other = _behind_other_site(usable, zm)
+                if other:
+                    return "internet", f"{addr} ({ctype}) is private and {other}", "inferred"
+            # a public address outside every customer and cloud range is on the internet whatever the profile
+            origin = "inferred" if z.zone == "internet" and z.origin == "default" and not is_private(addr) else z.origin
+            return z.zone, f"{addr} ({ctype}): {z.rule}", origin
+    return "unknown", "no candidate of this participant outside a relay", "inferred"
+
+
+def _behind_other_site(usable: list[tuple[str, str, str]], zm: ZoneMap) -> str | None:
+    """A participant whose private address only a default range calls customer, with a public candidate
+    of its own that is not the customer site's: it sits behind that public address, at another site."""
+    site = zm.sites.customer
+    ours = zm.sites.customer_public()
+    for addr, ctype, seen in usable:
+        if is_private(addr) or addr in ours:
+            continue
+        z = zm.zone(addr)
+        if z.zone != "internet" or z.roles & {"relay", "vpn-user"}:
+            continue
+        where = (f"the customer site's is {', '.join(sorted(ours))}" if ours else
+                 "the capture host's public address is not in the capture" if site else "no customer site is known")
+        return f"its own public address {addr} ({ctype}, {seen or 'announced'}) is another site's ({where})"
+    return None
 
 
 def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
@@ -89,7 +115,7 @@ def build_calls(a, zm: ZoneMap, paths: list[MediaPath]) -> list[Call]:
         processor = None
         if sel is not None:
             z = zm.zone(sel.remote_address)
-            if z.zone == "cloud" and z.role != "relay" and int(sel.remote_port) not in RELAY_PORTS:
+            if z.zone == "cloud" and "relay" not in z.roles and int(sel.remote_port) not in RELAY_PORTS:
                 processor = sel.remote_address
         c = by_processor.get(processor) if processor else None
         if c is None:
@@ -150,7 +176,7 @@ def _follow_tunnels(calls: list[Call], busy: list, a, zm: ZoneMap, paths: list[M
             for p in c.selected:
                 for agent, addr, port in ((p.agent, p.local_address, p.local_port),
                                           (None, p.remote_address, p.remote_port)):
-                    if zm.zone(addr).role != "egress":
+                    if "egress" not in zm.zone(addr).roles:
                         continue
                     spans = [(m.first_ts_ns // 10**9, m.last_ts_ns // 10**9) for m in paths
                              if (m.src, m.sport) == (addr, int(port)) or (m.dst, m.dport) == (addr, int(port))]
@@ -161,15 +187,17 @@ def _follow_tunnels(calls: list[Call], busy: list, a, zm: ZoneMap, paths: list[M
                     if who is None:
                         continue
                     c.tunnel = t
+                    c.origins[who] = "inferred"
                     c.locations[who] = ("vpn-user", f"its media ({addr}:{port}, the customer egress) follows the "
                                         f"VPN tunnel {t.client[0]} -> {t.server[0]}:{t.server[1]} ({overlap} s)")
                     _reclassify(c, a, zm)
 
 
 def _reclassify(c: Call, a, zm: ZoneMap) -> None:
-    kept = dict(c.locations)
+    kept, origins = dict(c.locations), dict(c.origins)
     _classify(c, a, zm, a.candidates)
     c.locations.update({k: v for k, v in kept.items() if v[0] == "vpn-user"})
+    c.origins.update({k: origins[k] for k, v in kept.items() if v[0] == "vpn-user" and k in origins})
     locs = [v[0] for v in c.locations.values()]
     others = [x for x in locs if x not in ("vpn", "vpn-user")]
     c.topology = ("vpn-internal-via-relay" if c.relayed else "vpn-internal-direct") if "customer" in others else (
@@ -232,7 +260,8 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
                 for r in own.itertuples(index=False)
                 if r.type == "relay" and (r.address, int(r.port)) in clients
             ]
-            c.locations[agent] = locate(found, zm)
+            where, rule, c.origins[agent] = locate(found, zm)
+            c.locations[agent] = (where, rule)
         sel = c.selected[0] if c.selected else None
         # relayed when either end of the path is a relay candidate, whether or not this capture point
         # saw the TURN wrapping (the peer's relay, or TURN over TLS, look like plain UDP from here)
@@ -247,15 +276,28 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
             for p in c.selected
         ]
     else:
-        for host in {h for e in c.media_ends for h, _ in e}:
-            c.locations[host] = locate([(host, "host", "check source")], zm)
+        # relayed media without checks in the capture: the relayed address stands for its TURN client, and
+        # the far end is where the relay hears it from (the peer address it reports)
+        turn_clients = {
+            (r.relayed_address, int(r.relayed_port)): r.client
+            for r in a.allocations.itertuples(index=False)
+            if isinstance(r.relayed_address, str)
+        }
+        for host, port in dict.fromkeys(ep for e in c.media_ends for ep in sorted(e)):
+            client = turn_clients.get((host, port))
+            if client is not None:
+                where, rule, c.origins[client] = locate([(client, "host", "check source")], zm)
+                c.locations[client] = (where, f"{rule}; the TURN client of the relayed address {host}:{port}")
+                continue
+            where, rule, c.origins[host] = locate([(host, "host", "check source")], zm)
+            c.locations[host] = (where, rule)
         ends = c.media_ends
         c.path = "; ".join(" <-> ".join(f"{h}:{p}" for h, p in sorted(e)) for e in c.media_ends)
     locs = [v[0] for v in c.locations.values()]
     why = "; ".join(f"{k}: {v[0]} ({v[1]})" for k, v in c.locations.items())
     pts = _payload_types(a, ends)
     if "cloud" in locs:
-        sbc = any(zm.zone(h).role == "sbc" for e in ends for h, _ in e)
+        sbc = any("sbc" in zm.zone(h).roles for e in ends for h, _ in e)
         if sbc or (pts and pts <= G711):
             c.topology, c.reason = "pstn-trunk", f"one leg to a cloud media endpoint speaking G.711 (PT {sorted(pts)})"
         else:
@@ -278,8 +320,25 @@ def _classify(c: Call, a, zm: ZoneMap, cands: pd.DataFrame) -> None:
         c.topology = "external-via-relay" if relay_tried else "external-direct"
         c.reason = "a customer user and an external user" + (", relayed" if relay_tried else ", direct")
     else:
-        c.topology, c.reason = "undetermined", "the capture does not show where both participants are"
+        c.topology, c.reason = "undetermined", _undetermined_why(c, a, cands)
     c.reason = f"{c.reason}. Participants: {why}"
+
+
+def _undetermined_why(c: Call, a, cands: pd.DataFrame) -> str:
+    """Why the use case is unknown, and which capture would settle it. Both ends relayed on one relay
+    hide the far end: only the relay, or the customer NAT's outside, sees where its allocation comes from."""
+    unknown = [k for k, v in c.locations.items() if v[0] == "unknown"]
+    servers = set(a.allocations.server.astype(str)) | set(a.allocations.relayed_address.dropna().astype(str))
+    for agent in unknown:
+        own = cands[(cands.agent == agent) & (cands.type == "relay")]
+        same = sorted(set(own.address) & servers)
+        if same:
+            ports = ", ".join(f"{r.address}:{int(r.port)}" for r in own.itertuples(index=False))
+            return (f"both ends are relayed on the same relay {', '.join(same)} (the far end only as {ports}): "
+                    "nothing in this capture shows where the far end is. A capture at the relay (it sees the "
+                    "public address the far end's allocation comes from) or at the customer NAT's outside (both "
+                    "allocations leaving the customer egress prove a hairpin) would settle it")
+    return "the capture does not show where both participants are"
 
 
 def tls_to_relay(a, c: Call, zm: ZoneMap):
@@ -310,10 +369,13 @@ def _relay_pairs(a, c: Call) -> bool:
     return bool(len(p[p.session.isin(c.sessions) & p.relayed]))
 
 
-def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
+def calls_table(calls: list[Call], flows: pd.DataFrame, zm: ZoneMap | None = None) -> pd.DataFrame:
+    from .assumptions import rests_on
+
     rows = []
     for c in calls:
         observed = _observed(c, flows)
+        said, confidence, hint = rests_on(c, zm) if zm is not None else ([], "", "")
         rows.append(
             {
                 "call": c.call,
@@ -326,10 +388,13 @@ def calls_table(calls: list[Call], flows: pd.DataFrame) -> pd.DataFrame:
                 "sessions": ",".join(map(str, c.sessions)),
                 "participants": ", ".join(f"{k} ({v[0]})" for k, v in c.locations.items()),
                 "moves": c.moves,
+                "assumptions": said,
+                "confidence": confidence,
+                "profile_hint": hint,
             }
         )
     cols = ["call", "topology", "path", "expected", "observed", "reason", "relayed", "sessions", "participants",
-            "moves"]
+            "moves", "assumptions", "confidence", "profile_hint"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -14,6 +14,8 @@ import pandas as pd
 from ..ice.sessions import IN_PROGRESS_S
 from .calls import Call, parse_endpoint, tls_to_relay
 from .evidence import call_shape, one_direction, recording_until
+from .hops import describe as describe_drops
+from .hops import dropped_checks
 from .zones import BUSY_RATE, ZoneMap
 
 PRINCIPLES = {
@@ -83,6 +85,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                 if len(remote_direct)
                 else "UDP between the two sites: no direct check was answered and none of the peer's arrived"
             )
+            drops, action = _dropping_hop(a, zm, direct)
+            if drops:
+                what = describe_drops(drops)
             out.append(
                 Finding(
                     c.call,
@@ -91,8 +96,9 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     "Direct path blocked; media relayed",
                     f"{PRINCIPLES['direct']} Blocked: {what}.",
                     f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: {relay_ok.iloc[0].description}",
-                    "Open UDP between the sites or at the NAT.",
-                    _frames(list(direct.first_check_frame) + list(relay_ok.first_success_frame)),
+                    action,
+                    _frames([d.frame for d in drops] + list(direct.first_check_frame)
+                            + list(relay_ok.first_success_frame)),
                 )
             )
         locs = [v[0] for v in c.locations.values()]
@@ -264,6 +270,14 @@ def _checks_recorded(a, sp: pd.DataFrame) -> bool:
         if (recording_until(a, int(p.file), t) - t) / 1e9 >= IN_PROGRESS_S:
             return True
     return False
+def _dropping_hop(a, zm: ZoneMap, direct: pd.DataFrame) -> tuple[list, str]:
+    """With several capture points: the hop that dropped the direct checks (hops.py), and what to do there."""
+    ends = {frozenset(((p.local_address, int(p.local_port)), (p.remote_address, int(p.remote_port))))
+            for p in direct.itertuples(index=False)}
+    drops = dropped_checks(a, zm, ends)
+    if not drops:
+        return [], "Open UDP between the sites or at the NAT."
+    return drops, f"Allow UDP to and from the peer at {drops[0].hop}."
 
 
 def _capture_agents(a, zm: ZoneMap) -> set[str]:
@@ -427,7 +441,7 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
         for agent in vpn_users:
             addr = p.local_address if p.agent == agent else p.remote_address
             z = zm.zone(addr)
-            if z.role == "egress":
+            if "egress" in z.roles:
                 hits.append(f"VPN user {agent}'s media uses {addr}, {z.rule}: it left through the tunnel "
                             f"(pair {p.description})")
     if not hits:
@@ -753,4 +767,4 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
 
 
 def _known_relay(zm, host: str) -> bool:
-    return bool(host) and (zm.zone(host).role == "relay" or host in zm.relays)
+    return bool(host) and ("relay" in zm.zone(host).roles or host in zm.relays)

@@ -24,10 +24,20 @@ LOCAL = ("127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10")
 ZONES = ("vpn", "customer", "cloud", "internet")
 
 
+ROLE_ORDER = ("relay", "media", "sbc", "egress", "concentrator", "vpn-user")
+ORIGINS = ("profile", "inferred", "default")  # what decided a zone, strongest first
+
+
 class Zone(NamedTuple):
     zone: str  # 'vpn' | 'customer' | 'cloud' | 'internet'
     rule: str  # e.g. 'cloud range 52.112.0.0/14 (default)'
-    role: str | None = None  # 'relay' | 'media' | 'sbc' | 'concentrator' | 'egress' | None
+    roles: frozenset[str] = frozenset()  # 'relay', 'media', 'sbc', 'concentrator', 'egress', 'vpn-user'
+    origin: str = "default"  # 'profile' (the TOML named it), 'inferred' (the capture showed it), 'default'
+
+    @property
+    def role(self) -> str | None:
+        """One role for display (rules test membership in `roles`: one address can hold several)."""
+        return next((r for r in ROLE_ORDER if r in self.roles), None)
 
 
 def _nets(items) -> tuple[Net, ...]:
@@ -123,27 +133,50 @@ class NetworkProfile:
 
 @lru_cache(maxsize=65536)
 def _zone(p: NetworkProfile, address: str) -> Zone:
+    """The zone from the most specific range; the roles from every role list naming the address (one
+    firewall is often egress and concentrator at once; a concentrator is part of the customer's perimeter)."""
     try:
         a = ipaddress.ip_address(address)
     except ValueError:
         return Zone("internet", "not an IP address")
-    origin = "profile" if p.source != "defaults" else "default"
-    for nets, zone, role, what in (
-        (p.vpn_pools, "vpn", None, "VPN pool"),
-        (p.concentrators, "internet", "concentrator", "VPN concentrator"),
-        (p.egress, "customer", "egress", "customer NAT egress"),
-        (p.customer, "customer", None, "customer network"),
-        (p.relays, "cloud", "relay", "cloud relay"),
-        (p.media, "cloud", "media", "cloud media processor"),
-        (p.sbc, "cloud", "sbc", "PSTN SBC"),
-        (p.cloud, "cloud", None, "cloud range"),
+    defaults = {"customer": _nets(CUSTOMER_DEFAULT), "cloud": _nets(CLOUD_DEFAULT)}
+
+    def origin(n: Net, kind: str | None = None) -> str:
+        return "default" if p.source == "defaults" or n in defaults.get(kind, ()) else "profile"
+
+    def hit(nets) -> Net | None:  # the longest prefix: a profile's 10.2.0.0/16 over the default 10.0.0.0/8
+        return max((n for n in nets if a.version == n.version and a in n), key=lambda n: n.prefixlen, default=None)
+
+    roles, why = [], []
+    for nets, role, what in (
+        (p.egress, "egress", "customer NAT egress"),
+        (p.concentrators, "concentrator", "VPN concentrator"),
+        (p.relays, "relay", "cloud relay"),
+        (p.media, "media", "cloud media processor"),
+        (p.sbc, "sbc", "PSTN SBC"),
     ):
-        for n in nets:
-            if a.version == n.version and a in n:
-                return Zone(zone, f"{what} {n} ({origin})", role)
+        n = hit(nets)
+        if n is not None:
+            roles.append(role)
+            why.append(f"{what} {n} ({origin(n)})")
+    n = hit(p.vpn_pools)
+    if n is not None:
+        return Zone("vpn", f"VPN pool {n} ({origin(n)})", frozenset(roles), origin(n))
+    if set(roles) & {"egress", "concentrator"}:
+        return Zone("customer", " and ".join(why), frozenset(roles), "default" if p.source == "defaults" else "profile")
+    n = hit(p.customer)
+    if n is not None:
+        return Zone(
+            "customer", f"customer network {n} ({origin(n, 'customer')})", frozenset(roles), origin(n, "customer")
+        )
+    if roles:
+        return Zone("cloud", " and ".join(why), frozenset(roles), "default" if p.source == "defaults" else "profile")
+    n = hit(p.cloud)
+    if n is not None:
+        return Zone("cloud", f"cloud range {n} ({origin(n, 'cloud')})", frozenset(), origin(n, "cloud"))
     if any(a in n for n in _nets(LOCAL) if n.version == a.version):
         return Zone("customer", "loopback/link-local address")
-    return Zone("internet", "no range matched")
+    return Zone("internet", "no range matched", frozenset(), "default" if p.source == "defaults" else "profile")
 
 
 def is_private(address: str) -> bool:

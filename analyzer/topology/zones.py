@@ -16,6 +16,7 @@ import pandas as pd
 from ..capture.decode import PROTO_TCP
 from .flows import FlowAcc
 from .profile import NetworkProfile, Zone, is_private
+from .sites import Sites, infer
 
 VPN_SERVER_PORTS = frozenset((51820, 4500, 500, 1194, 443))
 BUSY_RATE = 40  # packets/s both ways: one audio call is ~100 (50 each way), tunnel keepalives a few
@@ -58,17 +59,41 @@ class ZoneMap:
     vpn_users: dict[str, str] = field(default_factory=dict)  # physical address -> rule
     tunnels: list[VpnTunnel] = field(default_factory=list)
     relays: dict[str, str] = field(default_factory=dict)  # TURN server / relayed address -> rule
+    relay_server: dict[str, str] = field(default_factory=dict)  # relayed address -> its TURN server
     capture_host: str | None = None
     capture_rule: str = ""
+    sites: Sites = field(default_factory=Sites)
 
     def zone(self, address: str) -> Zone:
+        """The profile's zone, then what the capture shows: a VPN user's physical address, a relay, and,
+        where only a default range decided, the site the address was seen at."""
         z = self.profile.zone(address)
         if z.zone == "vpn":
             return z
         if address in self.vpn_users:
-            return Zone("internet", self.vpn_users[address], "vpn-user")
+            return Zone("internet", self.vpn_users[address], z.roles | {"vpn-user"}, "inferred")
         if address in self.relays:
-            return Zone(z.zone, f"{z.rule}; {self.relays[address]}", "relay")
+            server = self.relay_server.get(address)
+            if z.origin == "default" and z.zone == "customer" and server and server != address:
+                # a private relayed address is on its server's side, not the customer network
+                zs = self.zone(server)
+                return Zone(zs.zone, f"{self.relays[address]} on {server} ({zs.rule})", z.roles | {"relay"}, "inferred")
+            return Zone(z.zone, f"{z.rule}; {self.relays[address]}", z.roles | {"relay"}, z.origin)
+        if z.origin == "default" and z.zone in ("customer", "internet"):
+            heads = {t.server[0]: t for t in self.tunnels if t.client[0] in self.vpn_users}
+            if address in heads:  # a concentrator is part of the customer's perimeter
+                t = heads[address]
+                return Zone(
+                    "customer",
+                    f"VPN concentrator: {t.client[0]} keeps a tunnel to it (frame {t.first_frame})",
+                    z.roles | {"concentrator"},
+                    "inferred",
+                )
+            placed = self.sites.place(address)
+            if placed is not None:
+                zone, rule = placed
+                roles = z.roles | ({"egress"} if zone == "customer" and not is_private(address) else set())
+                return Zone(zone, rule, roles, "inferred")
         return z
 
     def label(self, a: str, b: str) -> tuple[str, str]:
@@ -89,7 +114,7 @@ class ZoneMap:
         a, b = f.a, f.b
 
         def concentrator(ep: tuple[str, int]) -> bool:
-            return self.profile.zone(ep[0]).role == "concentrator"
+            return "concentrator" in self.profile.zone(ep[0]).roles
 
         if concentrator(a) != concentrator(b):
             return (b, a) if concentrator(a) else (a, b)
@@ -132,7 +157,25 @@ class ZoneMap:
             self.relays.setdefault(r.server, f"TURN server seen allocating (frame {r.first_frame})")
             if isinstance(r.relayed_address, str):
                 self.relays.setdefault(r.relayed_address, f"TURN relayed address (frame {r.allocated_frame})")
+                self.relay_server.setdefault(r.relayed_address, r.server)
         self._capture_host(stun, allocations)
+        self.sites = infer(
+            self.profile,
+            flows,
+            stun,
+            allocations,
+            _relayed_sources(stun, set(self.relays)),
+            set(self.relays),
+            self._user_servers(),
+        )
+
+    def _user_servers(self) -> dict[str, tuple[str, int]]:
+        """A VPN user's physical address -> (the concentrator of its tunnel, the tunnel's first frame)."""
+        out: dict[str, tuple[str, int]] = {}
+        for t in self.tunnels:
+            if t.client[0] in self.vpn_users:
+                out.setdefault(t.client[0], (t.server[0], t.first_frame))
+        return out
 
     def _capture_host(self, stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         if self.profile.capture_point:
@@ -148,3 +191,21 @@ class ZoneMap:
             host, n = votes.most_common(1)[0]
             self.capture_host = host
             self.capture_rule = f"sends most checks and allocations ({n})"
+
+
+def _relayed_sources(stun: pd.DataFrame, servers: set[str]) -> dict[str, tuple[str, int]]:
+    """Addresses a relay reports hearing: the inner source of relayed STUN (Data indications, ChannelData)
+    and the XOR-PEER-ADDRESS of Data indications; -> (TURN server, first frame)."""
+    out: dict[str, tuple[str, int]] = {}
+    if not len(stun):
+        return out
+    inner = stun[stun.relayed & stun.outer_src.notna()].drop_duplicates("src")  # first frame of each source
+    for r in inner.itertuples(index=False):
+        if r.src in servers:
+            continue
+        server = r.outer_src if r.outer_src in servers else r.outer_dst
+        out.setdefault(str(r.src), (str(server), int(r.frame)))
+    data = stun[(stun.method == "Data") & (stun.cls == "indication") & stun.peer_address.notna() & ~stun.relayed]
+    for r in data.drop_duplicates("peer_address").itertuples(index=False):
+        out.setdefault(str(r.peer_address), (str(r.src), int(r.frame)))
+    return out

@@ -13,10 +13,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import world
 from .netns import Lab, LabError
-from .world import HOSTS
 
-ADDRESS = HOSTS["relay"][1]
+
+def address() -> str:
+    """The relay's address in the current plan (world.use)."""
+    return world.HOSTS["relay"][1]
+
+
 USER, PASSWORD, REALM = "callflow", "callflow-secret", "relay.cloud.example"
 RELAY_PORTS = (49152, 49251)
 
@@ -46,8 +51,9 @@ simple-log
 """
 
 
-def make_certificate(directory: Path, address: str = ADDRESS) -> tuple[Path, Path]:
-    """Self-signed certificate and key (PEM) for `address`, with the address as an IP SAN."""
+def make_certificate(directory: Path, ip: str | None = None) -> tuple[Path, Path]:
+    """Self-signed certificate and key (PEM) for `ip` (default the relay's), with the address as an IP SAN."""
+    ip = ip or address()
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -64,7 +70,7 @@ def make_certificate(directory: Path, address: str = ADDRESS) -> tuple[Path, Pat
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -82,7 +88,7 @@ def start(lab: Lab, ns: str, directory: Path) -> tuple[subprocess.Popen, Path]:
     conf = directory / "turnserver.conf"
     conf.write_text(
         CONFIG.format(
-            address=ADDRESS,
+            address=address(),
             min_port=RELAY_PORTS[0],
             max_port=RELAY_PORTS[1],
             user=USER,
@@ -108,12 +114,14 @@ def start(lab: Lab, ns: str, directory: Path) -> tuple[subprocess.Popen, Path]:
 
 def ice_server(transport: str) -> dict:
     """The RTCIceServer (as a dict) for TURN over `transport` ('udp', 'tcp' or 'tls')."""
+    ip = address()
     url = {
-        "udp": f"turn:{ADDRESS}:3478?transport=udp",
-        "tcp": f"turn:{ADDRESS}:443?transport=tcp",
-        "tls": f"turns:{ADDRESS}:443?transport=tcp",
+        "udp": f"turn:{ip}:3478?transport=udp",
+        "tcp": f"turn:{ip}:443?transport=tcp",
+        "tls": f"turns:{ip}:443?transport=tcp",
     }[transport]
     return {"urls": url, "username": USER, "credential": PASSWORD}
 
 
-STUN_URL = f"stun:{ADDRESS}:3478"
+def stun_url() -> str:
+    return f"stun:{address()}:3478"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -25,23 +26,33 @@ from .scenarios import CLIENTS, POINTS, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_NAME = "network.toml"
-PROFILE = f"""\
-# Network profile of the emulated networks (DESIGN.md 'The network profile'); the same for every scenario.
+
+
+def profile_text() -> str:
+    """The network profile of the current plan (world.use); the same for every scenario of a plan."""
+    p = world.PLAN
+    conc = f'concentrators = ["{p.concentrator}"]'
+    if p.egress_is_concentrator:
+        conc = "# the firewall NATs the office and terminates the VPN on one address\n" + conc
+    return f"""\
+# Network profile of the emulated networks (DESIGN.md 'The network profile'), address plan '{p.name}'.
 [customer]
-networks = ["{world.CUSTOMER_NET}"]
-egress = ["{world.SITES["cust"].outside}"]
-# the remote users' home networks (192.168.1.0/24, 192.168.2.0/24) are private but not the customer's
+networks = ["{p.customer_net}"]
+egress = ["{p.egress}"]
+# the remote users' home networks ({p.home_x_lan}, {p.home_v_lan}) are private but not the customer's
 replace_defaults = true
 
 [vpn]
-pools = ["{world.VPN_POOL}"]
-concentrators = ["{world.VPN_HEADEND}"]
+pools = ["{p.vpn_pool}"]
+{conc}
 
 [cloud]
-relays = ["{world.HOSTS["relay"][1]}"]
+relays = ["{p.relay}"]
 # the group call's media processor and the PSTN trunk's media endpoint (it speaks G.711)
-media = ["{world.HOSTS["media"][1]}", "{world.HOSTS["pstn"][1]}"]
+media = ["{p.media}", "{p.pstn}"]
 """
+
+
 ICE_DEADLINE_S = 30.0
 SIGNALING_DELAY_S = 0.3
 FREQS = {"a": 440.0, "b": 550.0, "x": 660.0, "v": 770.0, "media": 330.0, "pstn": 880.0}
@@ -85,7 +96,7 @@ class Peers:
         args += [x for call, (a, _) in self.calls.items() if a == name for x in ("--offer", call)]
         if name in CLIENTS:
             args += ["--dns", world.SITES[world.HOSTS[name][0]].lan_gateway]
-            args += ["--stun", relay.STUN_URL, "--turn", json.dumps(relay.ice_server(sc.turn.get(name, "udp")))]
+            args += ["--stun", relay.stun_url(), "--turn", json.dumps(relay.ice_server(sc.turn.get(name, "udp")))]
         args += ["--policy", sc.policy.get(name, "all"), "--connect-timeout", str(ICE_DEADLINE_S - 5)]
         if name in sc.codec:
             args += ["--codec", sc.codec[name]]
@@ -292,7 +303,7 @@ def _run(sc: Scenario, out: Path, log) -> dict:
         dest.mkdir(parents=True)
         for f in sc.points:
             shutil.copyfile(tmp / f, dest / f)
-        (dest / PROFILE_NAME).write_text(PROFILE)
+        (dest / PROFILE_NAME).write_text(profile_text())
         (dest / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     pkts = ", ".join(f"{f} {c.split()[0]} pkts" for f, c in counts.items())
     log(f"{sc.name}: {time.monotonic() - t0:.1f} s, {pkts}")
@@ -370,6 +381,7 @@ def make_truth(sc: Scenario, w: world.World, peers: Peers, counts: dict[str, str
         "topology": sc.topology,
         "findings": list(sc.findings),
         "profile": PROFILE_NAME,
+        "plan": dataclasses.asdict(world.PLAN),
         "description": sc.summary,
         "look_for": sc.look_for,
         "capture_points": {f: POINTS[f].where for f in sc.points},

@@ -19,15 +19,15 @@ class Point:
 
 
 POINTS = {
-    "client-a.pcap": Point("a", "eth0", "client A's interface (10.1.0.11), on the customer network"),
-    "client-b.pcap": Point("b", "eth0", "client B's interface (10.1.0.12), on the customer network"),
-    "client-x.pcap": Point("x", "eth0", "external user X's interface (192.168.1.10), behind its home NAT"),
-    "client-v.pcap": Point("v", "eth0", "VPN user V's physical interface (192.168.2.10), behind its home NAT"),
-    "tunnel-v.pcap": Point("v", "tunnel", "VPN user V's WireGuard tunnel interface (10.8.0.2, raw IP)"),
-    "nat-outside.pcap": Point("cust", "out", "outside of the customer NAT/VPN head-end (198.51.100.2, .3)"),
-    "relay.pcap": Point("relay", "eth0", "the cloud TURN relay's interface (52.112.10.10)"),
-    "media.pcap": Point("media", "eth0", "the cloud media processor's interface (52.113.20.20)"),
-    "pstn.pcap": Point("pstn", "eth0", "the PSTN trunk's cloud media endpoint (52.114.30.30)"),
+    "client-a.pcap": Point("a", "eth0", "client A's interface, on the customer network"),
+    "client-b.pcap": Point("b", "eth0", "client B's interface, on the customer network"),
+    "client-x.pcap": Point("x", "eth0", "external user X's interface, behind its home NAT"),
+    "client-v.pcap": Point("v", "eth0", "VPN user V's physical interface, behind its home NAT"),
+    "tunnel-v.pcap": Point("v", "tunnel", "VPN user V's WireGuard tunnel interface (raw IP)"),
+    "nat-outside.pcap": Point("cust", "out", "outside of the customer NAT/VPN head-end"),
+    "relay.pcap": Point("relay", "eth0", "the cloud TURN relay's interface"),
+    "media.pcap": Point("media", "eth0", "the cloud media processor's interface"),
+    "pstn.pcap": Point("pstn", "eth0", "the PSTN trunk's cloud media endpoint"),
 }
 CLIENTS = ("a", "b", "x", "v")
 

@@ -4,7 +4,7 @@ The head-end runs in the customer NAT's namespace and listens on the concentrato
 runs in the VPN user's namespace. wireguard-go's control sockets live in /var/run/wireguard, shared by
 all namespaces, so each run names its interfaces uniquely (`wgs<tag>`, `wgc<tag>`).
 
-split: only the customer network (10.1.0.0/16) goes through the tunnel; media leaves by the home NAT.
+split: only the customer network (the plan's customer prefix) goes through the tunnel; media leaves by the home NAT.
 full:  everything goes through the tunnel (a host route keeps the tunnel's own packets outside it).
 """
 
@@ -15,8 +15,9 @@ import subprocess
 import tempfile
 import time
 
+from . import world
 from .netns import Lab, LabError, sh
-from .world import CUSTOMER_NET, VPN_CLIENT_TUNNEL, VPN_HEADEND, VPN_POOL, VPN_SERVER_TUNNEL, WG_PORT, World
+from .world import WG_PORT, World
 
 KEEPALIVE_S = 1
 
@@ -68,11 +69,11 @@ def setup(w: World, mode: str) -> dict[str, str]:
         cust,
         server_if,
         s_priv,
-        ["listen-port", str(WG_PORT), "peer", c_pub, "allowed-ips", f"{VPN_CLIENT_TUNNEL}/32"],
+        ["listen-port", str(WG_PORT), "peer", c_pub, "allowed-ips", f"{world.VPN_CLIENT_TUNNEL}/32"],
     )
-    lab.batch(cust, [f"addr add {VPN_SERVER_TUNNEL}/24 dev {server_if}", f"link set dev {server_if} up"])
+    lab.batch(cust, [f"addr add {world.VPN_SERVER_TUNNEL}/24 dev {server_if}", f"link set dev {server_if} up"])
     _start(lab, v, client_if)
-    allowed = "0.0.0.0/0" if mode == "full" else f"{CUSTOMER_NET},{VPN_POOL}"
+    allowed = "0.0.0.0/0" if mode == "full" else f"{world.CUSTOMER_NET},{world.VPN_POOL}"
     _set(
         lab,
         v,
@@ -82,17 +83,18 @@ def setup(w: World, mode: str) -> dict[str, str]:
             "peer",
             s_pub,
             "endpoint",
-            f"{VPN_HEADEND}:{WG_PORT}",
+            f"{world.VPN_HEADEND}:{WG_PORT}",
             "allowed-ips",
             allowed,
             "persistent-keepalive",
             str(KEEPALIVE_S),
         ],
     )
-    routes = [f"addr add {VPN_CLIENT_TUNNEL}/32 dev {client_if}", f"link set dev {client_if} up"]
+    routes = [f"addr add {world.VPN_CLIENT_TUNNEL}/32 dev {client_if}", f"link set dev {client_if} up"]
     if mode == "full":
-        routes += [f"route add {VPN_HEADEND}/32 via 192.168.2.1 dev eth0", f"route replace default dev {client_if}"]
+        gw = world.SITES["homev"].lan_gateway
+        routes += [f"route add {world.VPN_HEADEND}/32 via {gw} dev eth0", f"route replace default dev {client_if}"]
     else:
-        routes += [f"route add {CUSTOMER_NET} dev {client_if}", f"route add {VPN_POOL} dev {client_if}"]
+        routes += [f"route add {world.CUSTOMER_NET} dev {client_if}", f"route add {world.VPN_POOL} dev {client_if}"]
     lab.batch(v, routes)
     return {"server": server_if, "client": client_if}

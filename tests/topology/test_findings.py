@@ -67,12 +67,32 @@ def direct_call(tmp_path, a, b, *, profile=None, media_both=True, ttl_change=Fal
 
 
 def test_relay_hairpin_between_two_customer_clients(tmp_path):
-    a = relayed_call(tmp_path, B_INT)
+    # the relay hears B from the customer's own egress (the address A's Allocate is mapped to): a hairpin
+    a = relayed_call(tmp_path, (MAPPED[0], 40002))
     (call,) = a.calls.itertuples()
     assert call.topology == "intranet-direct"
+    assert call.confidence == "inferred"
     assert "relay-hairpin" in codes(a)
     f = a.findings.set_index("code").loc["relay-hairpin"]
     assert f.severity == "warning" and "52.112.5.5:50500 relay" in f.evidence
+
+
+def test_relay_hairpin_with_a_profile_naming_the_peers_network(tmp_path):
+    a = relayed_call(tmp_path, B_INT, profile='[customer]\nnetworks = ["10.1.0.0/16", "10.2.0.0/16"]\n')
+    (call,) = a.calls.itertuples()
+    assert (call.topology, call.confidence) == ("intranet-direct", "profile")
+    assert "relay-hairpin" in codes(a)
+
+
+def test_private_peer_heard_only_through_the_relay_is_the_relays_side(tmp_path):
+    # no profile: 10.2.0.22 is private, but only the relay reports it (its Data/ChannelData source): it is
+    # on the relay's side, not the customer network, and the call is no hairpin
+    a = relayed_call(tmp_path, B_INT)
+    (call,) = a.calls.itertuples()
+    assert call.topology == "external-via-relay"
+    assert "relay-hairpin" not in codes(a)
+    assert any("heard only through the relay 52.112.5.5" in x for x in call.assumptions)
+    assert call.assumptions[0].startswith("no network profile: customer network = the capture host's site 10.1.0.11")
 
 
 def test_no_hairpin_when_the_peer_is_external(tmp_path):
