@@ -9,7 +9,12 @@ so each capture shows the one named. The key log is what OpenSSL's keylog callba
 lines.
 
     python -m captures.generate.keyed_call OUTDIR [--relay] [--profile SRTP_AEAD_AES_128_GCM]
-        [--tone-a 440] [--tone-b 0] [--seconds 4]
+        [--tone-a 440] [--tone-b 0] [--seconds 4] [--drop 0.1]
+
+--drop P runs the call in a network namespace of its own whose iptables drops each RTP/RTCP datagram
+(first payload byte 0b10xxxxxx, an u32 match) with probability P (the statistic match) before it
+reaches the loopback: the capture sees what the receivers received, and their (encrypted) receiver
+reports count the same loss.
 
 Writes OUTDIR/call.pcap, OUTDIR/keylog.txt and OUTDIR/truth.json. Needs tcpdump (root) and, with
 --relay, turnserver.
@@ -129,6 +134,36 @@ def start_coturn(directory: Path) -> subprocess.Popen:
     raise RuntimeError("coturn did not start listening on 127.0.0.1")
 
 
+DROP_RULE = "-A OUTPUT -p udp -m u32 --u32 0>>22&0x3C@8>>30=2 -m statistic --mode random --probability {p} -j DROP"
+
+
+def in_lossy_namespace(args) -> None:
+    """Run this module again inside a fresh namespace (lo, one veth address for host candidates) whose
+    iptables drops RTP and RTCP at random; the rule's packet count goes into truth.json."""
+    import sys
+
+    from captures.generate.netns import Lab
+
+    with Lab("keyed") as lab:
+        ns = lab.ns("call")
+        lab.veth(ns, "v0", ns, "v1")
+        lab.batch(ns, ["addr add 198.18.0.2/24 dev v0", "link set v0 up", "link set v1 up"])
+        lab.iptables(ns, [DROP_RULE.format(p=args.drop)])
+        argv = [sys.executable, "-m", "captures.generate.keyed_call", str(args.out), "--seconds", str(args.seconds),
+                "--tone-a", str(args.tone_a), "--tone-b", str(args.tone_b), "--drop-applied", str(args.drop)]
+        argv += ["--relay"] if args.relay else []
+        argv += ["--profile", args.profile] if args.profile else []
+        p = lab.popen(ns, argv, "keyed-call")
+        if p.wait(120) != 0:
+            raise SystemExit(f"the call in {ns} failed (exit {p.returncode})")
+        counters = lab.run(ns, "iptables", "-L", "OUTPUT", "-v", "-n", "-x")
+    dropped = next(int(line.split()[0]) for line in counters.splitlines() if "statistic" in line)
+    truth_path = args.out / "truth.json"
+    truth = json.loads(truth_path.read_text())
+    truth["rtp_dropped_by_iptables"] = dropped
+    truth_path.write_text(json.dumps(truth, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -137,7 +172,11 @@ def main() -> None:
     ap.add_argument("--tone-b", type=float, default=0.0, help="B's tone in Hz (0: silence)")
     ap.add_argument("--relay", action="store_true", help="both peers relay-only through coturn on 127.0.0.1")
     ap.add_argument("--profile", help="the one SRTP protection profile offered (use_srtp name)")
+    ap.add_argument("--drop", type=float, default=0.0, help="drop RTP/RTCP with this probability (own namespace)")
+    ap.add_argument("--drop-applied", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.drop:
+        return in_lossy_namespace(args)
     args.out.mkdir(parents=True, exist_ok=True)
     _voice_opus()
     lines: list[str] = []
@@ -158,12 +197,13 @@ def main() -> None:
                 turn.wait()
     (args.out / "keylog.txt").write_text("".join(line + "\n" for line in lines))
     truth.update({
-        "scenario": args.out.name, "tone_a_hz": args.tone_a, "tone_b_hz": args.tone_b, "relay": args.relay,
+        "scenario": args.out.name, "rtp_drop_probability": args.drop_applied, "tone_a_hz": args.tone_a, "tone_b_hz": args.tone_b, "relay": args.relay,
         "profile_offered": args.profile, "keylog_lines": len(lines),
         "tcpdump": err.decode().strip().splitlines()[-3:],
         "description": "two aiortc peers on one host (loopback), Opus both ways, DTLS-SRTP with a key log; A sends "
         f"a {args.tone_a:g} Hz tone, B " + (f"a {args.tone_b:g} Hz tone" if args.tone_b else "digital silence")
-        + ("; both relay-only through coturn" if args.relay else ""),
+        + ("; both relay-only through coturn" if args.relay else "")
+        + (f"; iptables drops RTP/RTCP with probability {args.drop_applied:g}" if args.drop_applied else ""),
     })
     (args.out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     print(json.dumps(truth, indent=2))

@@ -211,3 +211,29 @@ def test_g711_decoding_equals_sox(tmp_path):
         ours = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert ours.size == ref.size == sum(len(p) for p in by_seq.values())  # one sample per A-law byte
     assert np.array_equal(ours, ref)
+
+
+def test_decrypted_receiver_reports_equal_the_loss_the_capture_shows():
+    """captures/decrypt-loss: iptables dropped ~10 % of RTP/RTCP before the loopback (the capture sees
+    what the receivers got). Each decrypted RR's cumulative loss equals the gap count of the captured
+    packets of that SSRC up to the RR's highest sequence number, among packets captured before the RR."""
+    a, truth = keyed("decrypt-loss")
+    assert truth["rtp_dropped_by_iptables"] > 0
+    assert (a.decryption.auth_failed == 0).all()
+    s = a.streams
+    assert s.lost.sum() > 0
+    rr = a.rtcp_reports
+    blocks = rr[rr.source_ssrc.notna() & rr.highest_seq.notna()]
+    assert len(blocks) >= 4
+    from tests.conftest import tshark_fields
+
+    seqs = {}
+    for frame, ssrc, seq in tshark_fields(CAPTURES / "decrypt-loss" / "call.pcap", ["frame.number", "rtp.ssrc", "rtp.seq"],
+                                          display_filter="rtp && !rtcp", extra=["-o", "rtp.heuristic_rtp:TRUE"]):
+        seqs.setdefault(int(ssrc, 16), []).append((int(frame), int(seq)))
+    for b in blocks.itertuples(index=False):
+        got = [(f, q) for f, q in seqs[int(b.source_ssrc)] if f < b.frame]
+        first = got[0][1]
+        highest = int(b.highest_seq) & 0xFFFF
+        received = {q for f, q in got if first <= q <= highest}  # no wrap in a 4 s call
+        assert int(b.cumulative_lost) == (highest - first + 1) - len(received), b
