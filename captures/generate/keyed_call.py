@@ -197,7 +197,8 @@ def main() -> None:
                 turn.wait()
     (args.out / "keylog.txt").write_text("".join(line + "\n" for line in lines))
     truth.update({
-        "scenario": args.out.name, "rtp_drop_probability": args.drop_applied, "tone_a_hz": args.tone_a, "tone_b_hz": args.tone_b, "relay": args.relay,
+        "scenario": args.out.name, "rtp_drop_probability": args.drop_applied,
+        "tone_a_hz": args.tone_a, "tone_b_hz": args.tone_b, "relay": args.relay,
         "profile_offered": args.profile, "keylog_lines": len(lines),
         "tcpdump": err.decode().strip().splitlines()[-3:],
         "description": "two aiortc peers on one host (loopback), Opus both ways, DTLS-SRTP with a key log; A sends "

@@ -228,7 +228,8 @@ def test_decrypted_receiver_reports_equal_the_loss_the_capture_shows():
     from tests.conftest import tshark_fields
 
     seqs = {}
-    for frame, ssrc, seq in tshark_fields(CAPTURES / "decrypt-loss" / "call.pcap", ["frame.number", "rtp.ssrc", "rtp.seq"],
+    fields = ["frame.number", "rtp.ssrc", "rtp.seq"]
+    for frame, ssrc, seq in tshark_fields(CAPTURES / "decrypt-loss" / "call.pcap", fields,
                                           display_filter="rtp && !rtcp", extra=["-o", "rtp.heuristic_rtp:TRUE"]):
         seqs.setdefault(int(ssrc, 16), []).append((int(frame), int(seq)))
     for b in blocks.itertuples(index=False):
