@@ -55,6 +55,8 @@ class Analysis:
     stages: str = "all"
     media: list = field(default_factory=list)  # MediaResult per file
     icmp_errors: list = field(default_factory=list)  # IcmpCollector per file
+    decrypt: list = field(default_factory=list)  # DecryptStage per file, when keys were given
+    audio_payloads: list = field(default_factory=list)  # AudioCollector per file, when audio was asked for
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -150,6 +152,23 @@ class Analysis:
 
         return to_parquet(self, folder)
 
+    def write_audio(self, folder: PathLike) -> list:
+        """One WAV file per decoded audio stream in `folder` (analyze(..., audio=True) or with keys);
+        returns the paths written."""
+        from pathlib import Path
+
+        from .decrypt.audio import write_wav
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        table, decoded, _ = _audio(self)
+        written = []
+        for r in table.itertuples(index=False):
+            base = os.path.splitext(os.path.basename(self.files[r.file]))[0]
+            name = f"{base}-stream{r.stream}-ssrc{r.ssrc:08x}-{r.src}-{r.sport}.wav"
+            written.append(write_wav(decoded[(r.file, r.stream)], out / name.replace(":", "_")))
+        return written
+
     def to_html(self, path: PathLike):
         """The self-contained HTML report (verdict, findings, the three figures, the tables) at `path`."""
         from .report.html import write_html
@@ -198,7 +217,12 @@ def _transactions(a: Analysis) -> pd.DataFrame:
 def _dtls_sessions(a: Analysis) -> pd.DataFrame:
     from .dissect.tables import dtls_sessions_table
 
-    return dtls_sessions_table([d.control for d in a.dissect])
+    df = dtls_sessions_table([d.control for d in a.dissect])
+    if a.decrypt:
+        from .decrypt.tables import with_keys
+
+        df = with_keys(df, a.decrypt)
+    return df
 
 
 @_table("icmp")
@@ -294,14 +318,43 @@ def _flows(a: Analysis) -> pd.DataFrame:
 def _streams(a: Analysis) -> pd.DataFrame:
     from .media.tables import streams_table
 
-    return streams_table(a.media)
+    df = streams_table(a.media)
+    if a.decrypt:
+        from .decrypt.tables import with_decryption
+
+        df = with_decryption(df, a.decryption)
+    return df
+
+
+@_table("decryption")
+def _decryption(a: Analysis) -> pd.DataFrame:
+    from .decrypt.tables import decryption_table
+
+    return decryption_table(a.decrypt)
 
 
 @_table("media_timeseries")
 def _media_timeseries(a: Analysis) -> pd.DataFrame:
     from .media.tables import timeseries_table
 
-    return timeseries_table(a.media)
+    df = timeseries_table(a.media)
+    if a.audio_payloads:  # the decoded audio's level beside the packet counts of the same second
+        df = df.merge(_audio(a)[2], on=["file", "stream", "second"], how="left")
+    return df
+
+
+def _audio(a: Analysis):
+    if "_audio" not in a._cache:
+        from .decrypt.tables import decode_streams
+
+        a._cache["_audio"] = decode_streams(a.streams, a.audio_payloads)
+    return a._cache["_audio"]
+
+
+@_table("audio")
+def _audio_table(a: Analysis) -> pd.DataFrame:
+    """Per audio stream: codec, decoded seconds, level, silence, dominant frequency (empty without audio)."""
+    return _audio(a)[0]
 
 
 @_table("rtcp_reports")
@@ -334,6 +387,10 @@ def _topology(a: Analysis):
         calls = build_calls(a, zm, a.paths.paths())
         found = build_findings(a, calls, zm)
         found += tunnel_findings(a, zm, calls, found)
+        if a.audio_payloads:
+            from .topology.content import content_findings
+
+            found += content_findings(a, calls)
         a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found))
     return a._cache["_topology"]
 
@@ -381,6 +438,9 @@ def analyze(
     network: PathLike | NetworkProfile | None = None,
     progress: Callable[[str], Progress | None] | None = None,
     stages: str = "all",
+    keylog: PathLike | None = None,
+    srtp_keys: Iterable[str] = (),
+    audio: bool | None = None,
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
@@ -390,6 +450,12 @@ def analyze(
     Raises analyzer.capture.CaptureError for a file that cannot be read at all; damaged packets are
     counted in the capture's summary instead.
 
+    `keylog` (an NSS key log: CLIENT_RANDOM lines) and `srtp_keys` (SDES keys, `[ADDRESS:PORT=|0xSSRC=]
+    [SUITE] inline:BASE64`) open SRTP and SRTCP: the media tables then measure the plaintext, and the
+    `decryption` table counts what each key opened (docs/decrypt.md). A key that cannot be used raises
+    analyzer.decrypt.KeyError_ before any capture is read. `audio` (default: when keys are given) keeps
+    the audio payloads to decode: the `audio` table, `level_dbfs` in media_timeseries, `write_audio()`.
+
     >>> a = analyze("captures/loopback-call/call.pcap")
     >>> a.calls, a.findings, a.sessions, a.pairs, a.streams   # pandas DataFrames
     """
@@ -397,6 +463,10 @@ def analyze(
     # the profile first: a bad one is an error before minutes of reading
     profile = network if isinstance(network, NetworkProfile) else NetworkProfile.load(network)
     full = stages == "all"
+    keyring = _keyring(keylog, srtp_keys) if full else None
+    decrypters: list = []
+    collect_audio = full and (bool(keyring) if audio is None else audio)
+    collectors: list = []
     summaries, dissected = [], []
     media_results: list = []
     path_counter = PathCounter()
@@ -409,6 +479,8 @@ def analyze(
             media = MediaStage(index)
             flows = FlowTable(index)
             icmp = IcmpCollector(index)
+            decrypt = _decrypt_stage(keyring, index)
+            collector = _audio_collector(collect_audio, index)
             for batch in iter_batches(cap, progress(path) if progress else None, ahead=True):
                 sb.add(batch)
                 icmp.add(batch)
@@ -417,10 +489,18 @@ def analyze(
                     continue
                 flows.add(batch)
                 for mb in media_batches:
+                    if decrypt is not None:
+                        mb = decrypt.add(mb, stage.control.dtls)
+                    if collector is not None:
+                        collector.add(mb)
                     path_counter.add(mb)
                     media.add(mb)
             flow_tables.append(flows)
             icmp_errors.append(icmp)
+            if decrypt is not None:
+                decrypters.append(decrypt)
+            if collector is not None:
+                collectors.append(collector)
             summary = sb.finish()
             result = stage.finish()
             if full:
@@ -438,5 +518,41 @@ def analyze(
     give_back_memory()  # the capture pass's per-chunk temporaries
     return Analysis(
         files=files, captures=summaries, dissect=dissected, paths=path_counter, profile=profile,
-        flow_tables=flow_tables, media=media_results, stages=stages, icmp_errors=icmp_errors,
+        flow_tables=flow_tables, media=media_results, stages=stages, icmp_errors=icmp_errors, decrypt=decrypters,
+        audio_payloads=collectors,
     )
+
+
+def _keyring(keylog: PathLike | None, srtp_keys: Iterable[str]):
+    if keylog is None and not srtp_keys:
+        return None
+    from .decrypt import KeyError_, Keyring, parse_keylog
+
+    ring = Keyring()
+    if keylog is not None:
+        try:
+            with open(keylog, encoding="utf-8", errors="replace") as f:
+                ring.keylog = parse_keylog(f.read())
+        except OSError as e:
+            raise KeyError_(f"{keylog}: cannot read the key log: {e.strerror or e}") from None
+        if not ring.keylog.secrets:
+            raise KeyError_(f"{keylog}: no CLIENT_RANDOM line in this key log")
+    for spec in srtp_keys:
+        ring.add_sdes(spec)
+    return ring
+
+
+def _audio_collector(wanted: bool, index: int):
+    if not wanted:
+        return None
+    from .decrypt.audio import AudioCollector
+
+    return AudioCollector(index)
+
+
+def _decrypt_stage(keyring, index: int):
+    if keyring is None:
+        return None
+    from .decrypt import DecryptStage
+
+    return DecryptStage(keyring, index)

@@ -129,15 +129,29 @@ def _profile(network: str | None):
         _error(f"{network}: {e}")
 
 
-def _analyze(files: list[str], network: str | None, progress: bool, stages: str = "all"):
+def _analyze(files: list[str], network: str | None, progress: bool, stages: str = "all", keylog: str | None = None,
+             srtp_key: tuple[str, ...] = (), audio: bool | None = None):
     from .api import analyze
+    from .decrypt import KeyError_
 
     profile = _profile(network)
     with _Progress(progress) as bar:
         try:
-            return analyze(files, network=profile, progress=bar.file, stages=stages)
+            return analyze(files, network=profile, progress=bar.file, stages=stages, keylog=keylog,
+                           srtp_keys=srtp_key, audio=audio)
         except CaptureError as e:
             _fail(e)
+        except KeyError_ as e:
+            _error(str(e))
+
+
+def _keys(f):
+    """--keylog and --srtp-key: open SRTP/SRTCP with the user's keys (docs/decrypt.md)."""
+    f = click.option("--srtp-key", "srtp_key", multiple=True, metavar="[ADDR:PORT=|0xSSRC=]KEY",
+                     help="SDES key as SDP's a=crypto gives it ([SUITE] inline:BASE64), for one sender, one SSRC, "
+                     "or every stream; repeatable.")(f)
+    return click.option("--keylog", type=click.Path(dir_okay=False),
+                        help="NSS key log (CLIENT_RANDOM lines) of the DTLS handshakes: decrypts SRTP and SRTCP.")(f)
 
 
 _captures = click.argument("captures", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
@@ -196,9 +210,11 @@ def ice(captures: tuple[str, ...], json_out: str | None, network: str | None, pr
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the HTML report to this file ('-': standard output).")
 @click.option("--parquet", "parquet_dir", type=click.Path(file_okay=False), help="Write every table as Parquet here.")
+@_keys
 @_progress
 def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, json_out: str | None,
-                html_out: str | None, parquet_dir: str | None, progress: bool) -> None:
+                html_out: str | None, parquet_dir: str | None, keylog: str | None, srtp_key: tuple[str, ...],
+                progress: bool) -> None:
     """Explain the call: topology, path and findings per call (the captures of one call, taken at several
     points, are analysed together). Findings are results: the exit status is 0 unless a file or the
     profile is unreadable (2)."""
@@ -207,10 +223,14 @@ def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, j
     files, out = _outputs(captures, json_out=json_out, html_out=html_out)
     if parquet_dir and not os.path.isdir(os.path.dirname(os.path.abspath(parquet_dir))):
         _error(f"{parquet_dir}: its parent folder does not exist")
-    a = _analyze(files, network, progress)
+    a = _analyze(files, network, progress, keylog=keylog, srtp_key=srtp_key)
     to_stdout = "-" in (out["json_out"], out["html_out"])
     if not to_stdout:
         print_verdict(a, verbose=verbose)
+        if a.decrypt:
+            from .report.console import print_decryption
+
+            print_decryption(a)
     if out["json_out"]:
         _emit(a.to_json(), out["json_out"])
     if out["html_out"]:
@@ -275,6 +295,28 @@ def annotate(captures: tuple[str, ...], output: str, network: str | None, progre
         for frame, texts in sorted(r.unplaced.items()):
             where = f"frame {frame}" if frame else "section header"
             click.echo(f"  {where}: no room for a comment ({'; '.join(texts)})")
+
+
+@main.command()
+@_captures
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for one WAV file per audio stream.")
+@_keys
+@_network
+@_progress
+def audio(captures: tuple[str, ...], out_dir: str, keylog: str | None, srtp_key: tuple[str, ...],
+          network: str | None, progress: bool) -> None:
+    """Decode every audio stream (Opus, G.711, G.722) to WAV, decrypting SRTP with --keylog or --srtp-key
+    (plain RTP needs no key); prints each stream's level, silence and strongest tone."""
+    files, _ = _outputs(captures)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out_dir))):
+        _error(f"{out_dir}: its parent folder does not exist")
+    a = _analyze(files, network, progress, keylog=keylog, srtp_key=srtp_key, audio=True)
+    from .report.console import print_audio
+
+    print_audio(a)
+    for p in a.write_audio(out_dir):
+        _wrote(str(p))
 
 
 PROFILE_EXAMPLE = """# callflow network profile. Every key is optional; lists add to the built-in defaults

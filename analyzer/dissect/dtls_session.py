@@ -64,6 +64,8 @@ class DtlsSession(NamedTuple):
     retransmitted_flights: int
     hello_verify: bool  # HelloVerifyRequest (DTLS 1.2) or a HelloRetryRequest with a cookie (DTLS 1.3)
     state: str = "incomplete"  # completed / incomplete / failed / STATE_NO_HANDSHAKE / STATE_BEFORE_CAPTURE
+    client_random: str | None = None  # hex: the key log's CLIENT_RANDOM lines are looked up by it
+    server_random: str | None = None
 
 
 # A session is only called completed when its handshake was seen: encrypted records both ways without a
@@ -103,6 +105,8 @@ class _Session:
         self.ch_frame: int | None = None
         self.sh_frame: int | None = None
         self.client_random: str | None = None
+        self.server_random: str | None = None
+        self.srtp_code: int | None = None
         self.completed_ts_ns: int | None = None
         self.version: str | None = None
         self.cipher: str | None = None
@@ -126,7 +130,7 @@ class _Session:
             self.client, self.server, self.first_frame, self.ch_frame, self.sh_frame, self.start_ts_ns,
             done, done is not None, self.version, self.cipher, self.srtp,
             self.sides[self.client].fingerprint, self.sides[self.server].fingerprint, tuple(self.alerts),
-            self.retransmitted_flights, self.hello_verify, state,
+            self.retransmitted_flights, self.hello_verify, state, self.client_random, self.server_random,
         )
 
 
@@ -141,6 +145,10 @@ class DtlsTracker:
     def is_dtls_flow(self, src: str, sport: int, dst: str, dport: int) -> bool:
         """True once a DTLS datagram was seen between these endpoints (for `looks_like_dtls(established=...)`)."""
         return _key((src, sport), (dst, dport)) in self._current
+
+    def current(self, a: Endpoint, b: Endpoint) -> _Session | None:
+        """The handshake now in force between two endpoints (read-only: the decrypt stage's key lookup)."""
+        return self._current.get(_key(a, b))
 
     def expected_cid_len(self, src: str, sport: int, dst: str, dport: int) -> int | None:
         """Length of the connection id records from src to dst carry, when dst announced one in its hello."""
@@ -221,6 +229,7 @@ class DtlsTracker:
             sess.version = T.version_name(msg.selected_version or msg.version)
             sess.cipher = msg.cipher_name
             sess.srtp = T.srtp_profile_name(msg.srtp_profile) if msg.srtp_profile is not None else None
+            sess.server_random, sess.srtp_code = msg.random_hex, msg.srtp_profile
             text = f"cipher={msg.cipher_name} version={sess.version}"
             return sess, text + (f" srtp={sess.srtp}" if sess.srtp else "")
         if isinstance(msg, HelloVerifyRequest):

@@ -164,12 +164,13 @@ def dtls_sessions_table(ctrls: list[ControlDissector]) -> pd.DataFrame:
                     "retransmitted_flights": s.retransmitted_flights,
                     "hello_verify": s.hello_verify,
                     "state": s.state,
+                    "client_random": s.client_random,
                 }
             )
     cols = ["file", "session", "client", "client_port", "server", "server_port", "first_frame",
             "client_hello_frame", "server_hello_frame", "start_ts", "completed_ts", "completed", "version",
             "cipher_suite", "srtp_profile", "client_fingerprint", "server_fingerprint", "alerts",
-            "retransmitted_flights", "hello_verify", "state"]
+            "retransmitted_flights", "hello_verify", "state", "client_random"]
     df = pd.DataFrame(rows, columns=cols)
     for c in ("client_hello_frame", "server_hello_frame"):
         df[c] = df[c].astype("Int64")

@@ -296,3 +296,43 @@ def _finding(out: Console, f) -> None:
     out.print(f"          do: {_esc(f.action)}")
     if isinstance(getattr(f, "display_filter", None), str) and f.display_filter:
         out.print(f"          wireshark: {_esc(f.display_filter)}")
+
+
+def print_decryption(a, out: Console | None = None) -> None:
+    """What the keys opened: per sender and SSRC, decrypted and failed packets; handshakes without keys."""
+    out = out or console()
+    d = a.decryption
+    ds = a.dtls_sessions
+    for r in ds.itertuples(index=False) if "keys" in ds.columns else ():
+        out.print(f"DTLS {_esc(r.client)}:{r.client_port} -> {_esc(r.server)}:{r.server_port}: {_esc(r.keys)}")
+    if len(d) == 0:
+        out.print("[yellow]SRTP: no packet matched a key[/yellow]")
+        return
+    for r in d.itertuples(index=False):
+        what = "SRTCP" if r.rtcp else "SRTP"
+        seen = r.decrypted + r.auth_failed + r.repeated + r.failed_other
+        via = ""
+        if (r.wire_src, r.wire_sport, r.wire_dst, r.wire_dport) != (r.src, r.sport, r.dst, r.dport):
+            via = f" (on the wire {_esc(r.wire_src)}:{r.wire_sport} -> {_esc(r.wire_dst)}:{r.wire_dport})"
+        line = (f"{what} {_esc(r.src)}:{r.sport} -> {_esc(r.dst)}:{r.dport}{via} SSRC {r.ssrc_hex}: "
+                f"{r.decrypted:,} of {seen:,} decrypted")
+        if r.auth_failed:
+            line += f", [red]{r.auth_failed:,} of {seen:,} packets failed authentication (wrong key?)[/red]"
+        if r.repeated:
+            line += f", {r.repeated:,} repeated (replay window)"
+        out.print(line)
+
+
+def print_audio(a, out: Console | None = None) -> None:
+    """One line per decoded audio stream: codec, seconds, level, silence, strongest tone."""
+    out = out or console()
+    au = a.audio
+    if len(au) == 0:
+        out.print("No audio stream could be decoded (encrypted without a key, or an unknown codec).")
+        return
+    for r in au.itertuples(index=False):
+        tone = f", strongest tone {r.dominant_hz:.0f} Hz" if r.dominant_hz == r.dominant_hz else ""
+        state = "[yellow]silent[/yellow]" if r.silent else "audible"
+        out.print(f"{_esc(r.src)}:{r.sport} -> {_esc(r.dst)}:{r.dport} SSRC 0x{r.ssrc:08x} {r.codec}: "
+                  f"{r.audio_s:.1f} s decoded, {state} ({r.silent_seconds}/{r.seconds} s below -60 dBFS), "
+                  f"mean {r.level_dbfs_mean:.1f} dBFS{tone}")

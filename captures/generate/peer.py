@@ -57,9 +57,9 @@ class Tone(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, freq: float) -> None:
+    def __init__(self, freq: float, amplitude: float = 0.3) -> None:
         super().__init__()
-        self.freq = freq
+        self.freq, self.amplitude = freq, amplitude
         self.pts = 0
         self.t0: float | None = None
 
@@ -68,7 +68,7 @@ class Tone(MediaStreamTrack):
             self.t0 = time.monotonic()
         await asyncio.sleep(max(0.0, self.t0 + self.pts / RATE - time.monotonic()))
         t = (np.arange(SAMPLES) + self.pts) / RATE
-        pcm = (0.3 * 32767 * np.sin(2 * math.pi * self.freq * t)).astype(np.int16)
+        pcm = (self.amplitude * 32767 * np.sin(2 * math.pi * self.freq * t)).astype(np.int16)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = self.pts
