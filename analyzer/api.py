@@ -545,7 +545,7 @@ def _keyring(keylog: PathLike | None, srtp_keys: Iterable[str]):
 def _audio_collector(wanted: bool, index: int):
     if not wanted:
         return None
-    from .decrypt.audio import AudioCollector
+    from .decrypt.audio import AudioCollector  # PyAV is imported only when the audio is decoded
 
     return AudioCollector(index)
 
@@ -553,6 +553,10 @@ def _audio_collector(wanted: bool, index: int):
 def _decrypt_stage(keyring, index: int):
     if keyring is None:
         return None
-    from .decrypt import DecryptStage
+    try:
+        from .decrypt.stage import DecryptStage
+    except ImportError as e:
+        from .decrypt import KeyError_
 
+        raise KeyError_(f"decryption needs {e.name}: pip install 'callflow-analyzer[decrypt]'") from None
     return DecryptStage(keyring, index)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hmac
 import re
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 EXPORTER_LABEL = b"EXTRACTOR-dtls_srtp"
@@ -144,3 +145,39 @@ def parse_sdes(text: str, default_suite: str = "AES_CM_128_HMAC_SHA1_80") -> Srt
     return SrtpKeys(code, raw[: p.key_len], raw[p.key_len :])
 
 
+
+
+Endpoint = tuple[str, int]
+
+
+@dataclass
+class Keyring:
+    """The user's keys: a key log's master secrets and SDES keys by sender endpoint, SSRC or for all."""
+
+    keylog: KeyLog | None = None
+    by_endpoint: dict[Endpoint, SrtpKeys] = field(default_factory=dict)
+    by_ssrc: dict[int, SrtpKeys] = field(default_factory=dict)
+    default: SrtpKeys | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.keylog and self.keylog.secrets) or bool(self.by_endpoint or self.by_ssrc or self.default)
+
+    def add_sdes(self, spec: str) -> None:
+        """`[ADDRESS:PORT=|0xSSRC=]SDES-KEY`: for one sender, one SSRC, or (no prefix) every stream."""
+        target, sep, key = spec.partition("=")
+        if not sep or key.startswith("="):  # base64 may end with '=': no target given
+            self.default = parse_sdes(spec)
+            return
+        keys = parse_sdes(key)
+        target = target.strip()
+        if target.lower().startswith("0x"):
+            try:
+                self.by_ssrc[int(target, 16)] = keys
+            except ValueError:
+                raise KeyError_(f"not an SSRC: {target!r}") from None
+            return
+        host, _, port = target.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit():
+            raise KeyError_(f"expected ADDRESS:PORT= or 0xSSRC= before the key, got {target!r}")
+        self.by_endpoint[(host, int(port))] = keys

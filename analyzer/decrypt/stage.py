@@ -14,7 +14,7 @@ failure. The media stage then sees the rows with the plaintext in place of the c
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pylibsrtp
@@ -23,46 +23,11 @@ from ..capture.addresses import addr_str
 from ..dissect.dtls_session import DtlsTracker
 from ..dissect.media_rows import MediaBatch
 from ..dissect.rtp import rtp_columns
-from .keys import BY_NAME, PROFILES, KeyError_, KeyLog, SrtpKeys, derive_dtls_srtp
+from .keys import BY_NAME, PROFILES, Keyring, SrtpKeys, derive_dtls_srtp
+from .tables import COUNTERS
 
 Endpoint = tuple[str, int]
 REPLAY_WINDOW = 0x7FFF  # libsrtp's largest: a capture reorders more than a receiver's jitter buffer would
-COUNTERS = ("decrypted", "auth_failed", "repeated", "failed_other")
-
-
-@dataclass
-class Keyring:
-    """The user's keys: a key log's master secrets and SDES keys by sender endpoint, SSRC or for all."""
-
-    keylog: KeyLog | None = None
-    by_endpoint: dict[Endpoint, SrtpKeys] = field(default_factory=dict)
-    by_ssrc: dict[int, SrtpKeys] = field(default_factory=dict)
-    default: SrtpKeys | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.keylog and self.keylog.secrets) or bool(self.by_endpoint or self.by_ssrc or self.default)
-
-    def add_sdes(self, spec: str) -> None:
-        """`[ADDRESS:PORT=|0xSSRC=]SDES-KEY`: for one sender, one SSRC, or (no prefix) every stream."""
-        from .keys import parse_sdes
-
-        target, sep, key = spec.partition("=")
-        if not sep or key.startswith("="):  # base64 may end with '=': no target given
-            self.default = parse_sdes(spec)
-            return
-        keys = parse_sdes(key)
-        target = target.strip()
-        if target.lower().startswith("0x"):
-            try:
-                self.by_ssrc[int(target, 16)] = keys
-            except ValueError:
-                raise KeyError_(f"not an SSRC: {target!r}") from None
-            return
-        host, _, port = target.rpartition(":")
-        host = host.strip("[]")
-        if not host or not port.isdigit():
-            raise KeyError_(f"expected ADDRESS:PORT= or 0xSSRC= before the key, got {target!r}")
-        self.by_endpoint[(host, int(port))] = keys
 
 
 @dataclass

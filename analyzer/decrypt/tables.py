@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .stage import COUNTERS
-
+COUNTERS = ("decrypted", "auth_failed", "repeated", "failed_other")  # what the stage counts per packet
 COLUMNS = ("file", "src", "sport", "dst", "dport", "wire_src", "wire_sport", "wire_dst", "wire_dport", "ssrc", "rtcp",
            *COUNTERS)
 KEYS = ["file", "src", "sport", "dst", "dport", "wire_src", "wire_sport", "wire_dst", "wire_dport", "ssrc"]
