@@ -57,29 +57,18 @@ def _child(args) -> None:
         peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
         start = 0.0
     else:
-        import logging
-
-        from distributed import Client, LocalCluster
+        from .run import open_client
 
         t0 = time.perf_counter()
-        cluster = LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-        client.wait_for_workers(args.workers)
-        client.run(lambda: __import__("analyzer.api") and None)  # each worker imports the analyzer once
-        start = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fleet = analyze_many([args.input], out=args.out, client=client)
-        wall = time.perf_counter() - t0
-        rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        peaks = sorted(v / 1024 for v in rss.values())
-        client.close()
-        cluster.close()
+        with open_client(args.workers, None) as (client, _dashboard):  # the cluster `callflow fleet` starts
+            client.wait_for_workers(args.workers)
+            client.run(lambda: __import__("analyzer.api") and None)  # each worker imports the analyzer once
+            start = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fleet = analyze_many([args.input], out=args.out, client=client)
+            wall = time.perf_counter() - t0
+            rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            peaks = sorted(v / 1024 for v in rss.values())
     print(
         json.dumps(
             {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -279,3 +280,24 @@ def test_a_task_whose_worker_always_dies_is_a_failed_row_and_retry_failed_redoes
     again = analyze_many(some, out=tmp_path / "ds", network=PROFILE, client=client, retry_failed=True)
     assert sorted(again.run.capture) == sorted(failed.capture) and set(again.run.status) == {"ok"}
     assert set(again.captures.status) == {"ok"}
+
+
+def _profiling(dask_worker) -> tuple[bool, int]:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), len(dask_worker.profile_history)
+
+
+def test_the_local_cluster_runs_without_the_profiler_even_after_a_restart():
+    """Dask's profiler keeps up to an hour of samples: with it a worker grew by ~0.6 MB per capture here."""
+    from analyzer.fleet.run import open_client
+
+    with open_client(1, None) as (client, _dashboard):
+        (addr,) = client.scheduler_info()["workers"]
+        assert client.run(_profiling) == {addr: (False, 0)}
+        client.run(_die, wait=False)
+        deadline = time.time() + 60
+        while addr in client.scheduler_info()["workers"] and time.time() < deadline:
+            time.sleep(0.2)
+        client.wait_for_workers(1)
+        assert list(client.run(_profiling).values()) == [(False, 0)]
