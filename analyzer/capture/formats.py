@@ -259,6 +259,13 @@ class CaptureFile:
         self.block_counts: Counter = Counter()
         self.records = 0
         self._last_ts: int | None = None  # last usable timestamp: fills packets that have none
+        try:
+            self._open_format()
+        except CaptureError:
+            self._src.close()  # the file was opened: an unreadable one is closed before the error goes up
+            raise
+
+    def _open_format(self) -> None:
         head = bytes(self._src.arr[:4])
         if len(self._src.arr) == 0:
             if self._src.error:

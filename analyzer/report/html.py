@@ -84,7 +84,9 @@ def _captures(a) -> str:
     for f, s in zip(a.files, a.captures, strict=True):
         d = s.to_dict()
         items.append(f"<li><b>{esc(os.path.basename(f))}</b>: {esc(s.format)}, {s.packets:,} packets, "
-                     f"{s.duration_s:.3f} s from {esc(d.get('first_time'))} to {esc(d.get('last_time'))}</li>")
+                     f"{s.duration_s:.3f} s from {esc(d.get('first_time'))} to {esc(d.get('last_time'))}"
+                     + "".join(f"<br><span style='color:#b35900'>time: {esc(w)}</span>" for w in s.time_warnings[:5])
+                     + "</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 

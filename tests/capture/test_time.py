@@ -183,3 +183,15 @@ def test_the_timeline_cuts_a_113_day_silence_short_and_keeps_both_sides(tmp_path
     (band,) = [s for s in fig.layout.shapes if s.type == "rect"]
     assert band.x0 < xs[20] and band.x0 >= xs[19]
     assert any("113.0 days silent" in (an.text or "") for an in fig.layout.annotations)
+
+
+def test_the_html_report_names_the_outlier_frame(tmp_path):
+    from analyzer.api import analyze
+
+    stamps = [T0 + k * STEP for k in range(50)]
+    stamps[19] = 0
+    a = analyze(_pcap(tmp_path, "o.pcap", stamps))
+    out = tmp_path / "r.html"
+    a.to_html(out)
+    html = out.read_text()
+    assert "time: 1 packet stamped" in html and "frames 20" not in html and "frame 20 at 1970-01-01" in html
