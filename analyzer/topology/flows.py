@@ -152,34 +152,27 @@ class FlowTable:
                 src = (addr_str(b.src_hi[idx][i], b.src_lo[idx][i]), int(b.sport[idx][i]))
                 acc.syn_from_b = src == acc.b
                 acc.syn_seen = True
-        # DSCP values and TTL ranges per direction: unique (flow, direction, dscp, ttl)
-        code = (inv.astype(np.int64) << 17) | (ab.astype(np.int64) << 16) | (dscp.astype(np.int64) << 8) | ttl
-        for c in np.unique(code).tolist():
-            j, f, d, t = c >> 17, (c >> 16) & 1, (c >> 8) & 0xFF, c & 0xFF
+        # DSCP values and TTL ranges per direction: unique (flow, media, direction, dscp, ttl), with the first
+        # and last frame and the count of each (one pass: the frames cite a DSCP's first packet and a media
+        # TTL's span)
+        media = np.isin(b.cls[idx], MEDIA_CLASSES)
+        code = ((inv.astype(np.int64) << 18) | (media.astype(np.int64) << 17) | (ab.astype(np.int64) << 16)
+                | (dscp.astype(np.int64) << 8) | ttl)
+        for c, lo, hi, n in _frame_spans(code, b.frame[idx].astype(np.int64)):
+            j, m, f, d, t = c >> 18, (c >> 17) & 1, (c >> 16) & 1, (c >> 8) & 0xFF, c & 0xFF
             acc = self.flows[int(uniq[j])]
             d_name = "ab" if f else "ba"
             acc.dscp[d_name].add(int(d))
+            first = acc.dscp_frame[d_name]
+            first[d] = min(first.get(d, lo), lo)
             rng = acc.ttl[d_name]
             if not rng:
                 rng.extend([t, t])
             else:
                 rng[0], rng[1] = min(rng[0], t), max(rng[1], t)
-        self._frames_of(uniq, inv, ab, ttl, dscp, b, idx)
-
-    def _frames_of(self, uniq, inv, ab, ttl, dscp, b, idx) -> None:
-        """First/last frame and count per (flow, direction, media TTL); first frame per (flow, direction, DSCP)."""
-        fr = b.frame[idx].astype(np.int64)
-        key = (inv.astype(np.int64) << 9) | (ab.astype(np.int64) << 8)
-        for code, lo, _hi, _n in _frame_spans(key | dscp.astype(np.int64), fr):
-            acc = self.flows[int(uniq[code >> 9])]
-            acc.dscp_frame["ab" if (code >> 8) & 1 else "ba"].setdefault(code & 0xFF, lo)
-        media = np.isin(b.cls[idx], MEDIA_CLASSES)
-        if not media.any():
-            return
-        for code, lo, hi, n in _frame_spans((key | ttl.astype(np.int64))[media], fr[media]):
-            acc = self.flows[int(uniq[code >> 9])]
-            span = acc.media_ttl["ab" if (code >> 8) & 1 else "ba"].setdefault(code & 0xFF, [lo, hi, 0])
-            span[0], span[1], span[2] = min(span[0], lo), max(span[1], hi), span[2] + n
+            if m:
+                span = acc.media_ttl[d_name].setdefault(t, [lo, hi, 0])
+                span[0], span[1], span[2] = min(span[0], lo), max(span[1], hi), span[2] + n
 
     def _openvpn(self, uniq, inv, ab, b, idx, vpn) -> None:
         """Evidence for OpenVPN recognised by its flow (openvpn_flow.py), for the UDP flows not already
