@@ -85,6 +85,6 @@ def add_display_filters(findings: pd.DataFrame, a) -> pd.DataFrame:
             parts.append(f"{name}: {display_filter([f for f in frames if where[f] == i])}")
         filters.append("; ".join(parts))
         files.append(None)
-    findings["display_filter"] = pd.Series(filters, index=findings.index, dtype=object)
+    findings["display_filter"] = filters  # the same string dtype as the other text columns
     findings["frames_file"] = pd.array(files, dtype="Int64")
     return findings
