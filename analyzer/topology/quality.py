@@ -278,7 +278,8 @@ def _far_end(s, call, rr: pd.DataFrame) -> list[Finding]:
                     "far-end-not-receiving",
                     "error",
                     f"The far end ({s.dst}) receives almost none of our {s.kind}",
-                    "Its RTCP receiver reports say it lost nearly everything of this stream, which the capture saw sent.",
+                    "Its RTCP receiver reports say it lost nearly everything of this stream, which the capture "
+                    "saw sent.",
                     f"{what}; last report frame {int(last.frame)}: fraction lost {last.fraction_lost:.0%}, cumulative "
                     f"lost {_num(last.cumulative_lost)}",
                     "The loss is after the capture point: check the path towards the far end (its NAT/firewall, "
@@ -346,7 +347,8 @@ def _high_rtt(a, calls, samples: pd.DataFrame) -> list[Finding]:
                 f"Round trip {worst:.0f} ms on the call's path",
                 f"Above the {Q.POOR_RTT_MS:.0f} ms the Call Quality Dashboard marks as poor: conversation becomes "
                 "hard (people talk over each other).",
-                f"median of {len(hit)} {source} samples above the threshold, {src}:{sport} <-> {dst}:{dport}; all sources: "
+                f"{source} {src}:{sport} -> {dst}:{dport}: median {worst:.0f} ms, {len(hit)} samples above the "
+                f"threshold; every source and direction: "
                 + ", ".join(f"{k[0]} {k[1]}:{k[2]} -> {k[3]}:{k[4]} {v:.0f} ms" for k, v in med.items()),
                 "Look for a long or congested path: a far-away relay, a VPN hairpin, a satellite or mobile link, "
                 "bufferbloat on an uplink.",
