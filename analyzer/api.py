@@ -152,6 +152,24 @@ class Analysis:
 
         return to_parquet(self, folder)
 
+    def write_decrypted(self, outputs: list[PathLike]) -> list:
+        """Each capture as pcapng with its SRTP/SRTCP replaced by the plaintext (analyze(..., plaintext=True)
+        with keys): the tag's bytes become RTP padding, so every length stays and Wireshark plays the
+        audio. Returns the copies' reports (annotate.copy.CopyReport)."""
+        from .annotate.copy import copy_with_comments
+
+        spills = [d.spill for d in self.decrypt]
+        if not spills or any(s is None for s in spills):
+            raise ValueError("write_decrypted needs analyze(..., keylog=... or srtp_keys=..., plaintext=True)")
+        reports = []
+        for path, out, spill in zip(self.files, outputs, spills, strict=True):
+            note = (f"callflow-analyzer: {spill.count:,} SRTP/SRTCP packets replaced by their plaintext; the "
+                    "authentication tag's bytes are now RTP/RTCP padding (lengths unchanged)")
+            rep = copy_with_comments(os.fspath(path), os.fspath(out), {}, [note], patches=spill)
+            rep.not_rewritable = spill.not_rewritable
+            reports.append(rep)
+        return reports
+
     def write_audio(self, folder: PathLike) -> list:
         """One WAV file per decoded audio stream in `folder` (analyze(..., audio=True) or with keys);
         returns the paths written."""
@@ -441,6 +459,7 @@ def analyze(
     keylog: PathLike | None = None,
     srtp_keys: Iterable[str] = (),
     audio: bool | None = None,
+    plaintext: bool = False,
 ) -> Analysis:
     """Analyse one capture, or several captures of the same call taken at different points.
 
@@ -455,6 +474,7 @@ def analyze(
     `decryption` table counts what each key opened (docs/decrypt.md). A key that cannot be used raises
     analyzer.decrypt.KeyError_ before any capture is read. `audio` (default: when keys are given) keeps
     the audio payloads to decode: the `audio` table, `level_dbfs` in media_timeseries, `write_audio()`.
+    `plaintext` keeps what the keys opened (in a temporary file) for `write_decrypted()`.
 
     >>> a = analyze("captures/loopback-call/call.pcap")
     >>> a.calls, a.findings, a.sessions, a.pairs, a.streams   # pandas DataFrames
@@ -479,7 +499,7 @@ def analyze(
             media = MediaStage(index)
             flows = FlowTable(index)
             icmp = IcmpCollector(index)
-            decrypt = _decrypt_stage(keyring, index)
+            decrypt = _decrypt_stage(keyring, index, plaintext)
             collector = _audio_collector(collect_audio, index)
             for batch in iter_batches(cap, progress(path) if progress else None, ahead=True):
                 sb.add(batch)
@@ -550,7 +570,7 @@ def _audio_collector(wanted: bool, index: int):
     return AudioCollector(index)
 
 
-def _decrypt_stage(keyring, index: int):
+def _decrypt_stage(keyring, index: int, plaintext: bool = False):
     if keyring is None:
         return None
     try:
@@ -559,4 +579,8 @@ def _decrypt_stage(keyring, index: int):
         from .decrypt import KeyError_
 
         raise KeyError_(f"decryption needs {e.name}: pip install 'callflow-analyzer[decrypt]'") from None
+    if plaintext:
+        from .decrypt.rewrite import Spill
+
+        return DecryptStage(keyring, index, Spill())
     return DecryptStage(keyring, index)

@@ -130,7 +130,7 @@ def _profile(network: str | None):
 
 
 def _analyze(files: list[str], network: str | None, progress: bool, stages: str = "all", keylog: str | None = None,
-             srtp_key: tuple[str, ...] = (), audio: bool | None = None):
+             srtp_key: tuple[str, ...] = (), audio: bool | None = None, plaintext: bool = False):
     from .api import analyze
     from .decrypt import KeyError_
 
@@ -138,7 +138,7 @@ def _analyze(files: list[str], network: str | None, progress: bool, stages: str 
     with _Progress(progress) as bar:
         try:
             return analyze(files, network=profile, progress=bar.file, stages=stages, keylog=keylog,
-                           srtp_keys=srtp_key, audio=audio)
+                           srtp_keys=srtp_key, audio=audio, plaintext=plaintext)
         except CaptureError as e:
             _fail(e)
         except KeyError_ as e:
@@ -211,10 +211,13 @@ def ice(captures: tuple[str, ...], json_out: str | None, network: str | None, pr
               help="Write the HTML report to this file ('-': standard output).")
 @click.option("--parquet", "parquet_dir", type=click.Path(file_okay=False), help="Write every table as Parquet here.")
 @_keys
+@click.option("--decrypt-out", "decrypt_out", type=click.Path(),
+              help="With keys: write the capture as pcapng with SRTP replaced by its plaintext (several captures: "
+              "a folder, or a pattern with {stem}).")
 @_progress
 def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, json_out: str | None,
                 html_out: str | None, parquet_dir: str | None, keylog: str | None, srtp_key: tuple[str, ...],
-                progress: bool) -> None:
+                decrypt_out: str | None, progress: bool) -> None:
     """Explain the call: topology, path and findings per call (the captures of one call, taken at several
     points, are analysed together). Findings are results: the exit status is 0 unless a file or the
     profile is unreadable (2)."""
@@ -223,7 +226,20 @@ def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, j
     files, out = _outputs(captures, json_out=json_out, html_out=html_out)
     if parquet_dir and not os.path.isdir(os.path.dirname(os.path.abspath(parquet_dir))):
         _error(f"{parquet_dir}: its parent folder does not exist")
-    a = _analyze(files, network, progress, keylog=keylog, srtp_key=srtp_key)
+    plain_outs = None
+    if decrypt_out:
+        from .annotate import output_paths
+
+        if not keylog and not srtp_key:
+            _error("--decrypt-out needs the keys: --keylog or --srtp-key")
+        try:
+            plain_outs = output_paths(files, decrypt_out, suffix=".decrypted.pcapng")
+        except ValueError as e:
+            _error(str(e))
+        for o in plain_outs:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(o))):
+                _error(f"{o}: folder {os.path.dirname(os.path.abspath(o))} does not exist")
+    a = _analyze(files, network, progress, keylog=keylog, srtp_key=srtp_key, plaintext=bool(plain_outs))
     to_stdout = "-" in (out["json_out"], out["html_out"])
     if not to_stdout:
         print_verdict(a, verbose=verbose)
@@ -244,6 +260,10 @@ def analyze_cmd(captures: tuple[str, ...], network: str | None, verbose: bool, j
     if parquet_dir:
         for p in a.to_parquet(parquet_dir):
             _wrote(str(p))
+    if plain_outs:
+        for r in a.write_decrypted(plain_outs):
+            kept = f", {r.not_rewritable:,} SRTCP left as they were (no room for RTCP padding)" * bool(r.not_rewritable)
+            _wrote(f"{r.output}: {r.records:,} packets, {r.patched:,} with their plaintext{kept}")
 
 
 @main.command()

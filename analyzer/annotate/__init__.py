@@ -34,15 +34,15 @@ def stem(path: str) -> str:
     return name or "capture"
 
 
-def output_paths(inputs: list[str], output: str) -> list[str]:
+def output_paths(inputs: list[str], output: str, suffix: str = ".annotated.pcapng") -> list[str]:
     """Where each annotated copy goes. `output` is a file for one capture; a pattern with {stem}
     and/or {index} names one file per capture; otherwise (several captures, or an existing directory)
-    a directory that receives <stem>.annotated.pcapng for each. Raises ValueError when two captures would
+    a directory that receives <stem><suffix> for each. Raises ValueError when two captures would
     be written to one file or a copy would overwrite its input."""
     if "{stem}" in output or "{index}" in output:
         outs = [output.format(stem=stem(p), index=i) for i, p in enumerate(inputs)]
     elif len(inputs) > 1 or os.path.isdir(output):
-        outs = [os.path.join(output, f"{stem(p)}.annotated.pcapng") for p in inputs]
+        outs = [os.path.join(output, f"{stem(p)}{suffix}") for p in inputs]
     else:
         outs = [output]
     if len({os.path.abspath(o) for o in outs}) < len(outs):

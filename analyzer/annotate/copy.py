@@ -38,6 +38,7 @@ class CopyReport:
     comments: int = 0
     section_comments: int = 0
     dropped_bytes: int = 0
+    patched: int = 0  # packets whose data a patch rewrote
     unplaced: dict[int, list[str]] = field(default_factory=dict)  # frame (0: section header) -> comments not written
 
 
@@ -48,15 +49,21 @@ def copy_with_comments(
     section_comments: list[str] | None = None,
     *,
     chunk_bytes: int = CHUNK_BYTES,
+    patches=None,
 ) -> CopyReport:
     """Write `path` as pcapng to `output` with `comments` (frame -> texts) on the frames and
-    `section_comments` on the first section header, reading `chunk_bytes` of records at a time."""
+    `section_comments` on the first section header, reading `chunk_bytes` of records at a time.
+
+    `patches`, when given, rewrites packet data as it is copied: `patches.take(first, stop)` returns
+    {frame: function(data bytes) -> bytes of the same length, or None to keep them} for the frames of a
+    chunk, in frame order (decrypt.rewrite streams the plaintext of SRTP packets this way)."""
     with CaptureFile(path) as cap, open(output, "wb") as out:
         rep = CopyReport(path, output, cap.format)
         writer = _PcapngCopy(cap, out, rep) if cap.format == "pcapng" else _PcapCopy(cap, out, rep)
         writer.start(list(section_comments or []))
         for chunk in cap.chunks(chunk_bytes):
-            writer.chunk(chunk, comments)
+            edits = patches.take(chunk.first_frame, chunk.first_frame + len(chunk)) if patches is not None else {}
+            writer.chunk(chunk, comments, edits)
         writer.finish()
     frames_seen = rep.records
     for f, texts in comments.items():
@@ -80,7 +87,8 @@ class _PcapCopy:
         self.out.write(P.interface(self.iface.linktype, self.iface.snaplen, tsresol))
         self.rep.section_comments = len(section_comments)
 
-    def chunk(self, ch: RecordChunk, comments: dict[int, list[str]]) -> None:
+    def chunk(self, ch: RecordChunk, comments: dict[int, list[str]], edits: dict | None = None) -> None:
+        self.edits = edits or {}
         n = len(ch)
         units = ch.ts_ns // self.iface.ts_mul  # exact: the reader made ns from the file's own units
         frames = ch.first_frame + np.arange(n)
@@ -125,6 +133,14 @@ class _PcapCopy:
             rel = np.arange(total) - np.repeat(first, cap)
             out[np.repeat(off + 28, cap) + rel] = ch.buf[np.repeat(ch.data_off[a:b], cap) + rel]
         out[((off + bl - 4)[:, None] + np.arange(4)).ravel()] = bl.astype("<u4").view(np.uint8)
+        for frame, edit in self.edits.items():
+            i = frame - ch.first_frame
+            if a <= i < b:
+                at, size = int(off[i - a] + 28), int(cap[i - a])
+                new = edit(out[at : at + size].tobytes())
+                if new is not None and len(new) == size:
+                    out[at : at + size] = np.frombuffer(new, dtype=np.uint8)
+                    self.rep.patched += 1
         for i, o in opts.items():
             if a <= i < b:
                 at = int(off[i - a] + 28 + cap[i - a] + (-cap[i - a]) % 4)
@@ -156,14 +172,18 @@ class _PcapngCopy:
         self.section_comments = section_comments
         self._walk_from_done(stop_at_packet=True)  # the first section header and what precedes the first packet
 
-    def chunk(self, ch: RecordChunk, comments: dict[int, list[str]]) -> None:
+    def chunk(self, ch: RecordChunk, comments: dict[int, list[str]], edits: dict | None = None) -> None:
+        edits = edits or {}
         src = self.cap._src  # the window the chunk's offsets point into (its file offset is src.base)
         buf, base = ch.buf, src.base
         n = len(ch)
         start, end = self._blocks(buf, ch.data_off)
+        data_off_rel = ch.data_off - start  # where each packet's data starts inside its block
         prev_end = np.concatenate(([self.done - base], end[:-1]))
         frames = ch.first_frame + np.arange(n)
         marked = np.isin(frames, np.fromiter(comments.keys(), dtype=np.int64, count=len(comments)))
+        if edits:
+            marked |= np.isin(frames, np.fromiter(edits.keys(), dtype=np.int64, count=len(edits)))
         events = np.flatnonzero((start != prev_end) | marked)
         cursor = self.done - base
         for i in events.tolist():
@@ -174,9 +194,13 @@ class _PcapngCopy:
                 self._walk_from_done(stop_at=base + int(start[i]))
             s, t = int(start[i]), int(end[i])
             texts = comments.get(int(frames[i]))
-            new = P.with_options(memoryview(buf[s:t]), P.comment_options(texts, self.e), self.e) if texts else None
+            raw = memoryview(buf[s:t])
+            edit = edits.get(int(frames[i]))
+            if edit is not None:
+                raw = self._patched(raw, int(data_off_rel[i]), int(ch.caplen[i]), edit)
+            new = P.with_options(raw, P.comment_options(texts, self.e), self.e) if texts else None
             if new is None:
-                self._raw(buf, s, t)
+                self.out.write(raw)
                 if texts:
                     self.rep.unplaced.setdefault(int(frames[i]), []).extend(texts)
             else:
@@ -192,6 +216,16 @@ class _PcapngCopy:
 
     def finish(self) -> None:
         self._walk_from_done(stop_at_packet=False, trailing=True)
+
+    def _patched(self, raw: memoryview, at: int, size: int, edit) -> memoryview:
+        """The block with its packet data rewritten by `edit` (same length), or as it was."""
+        new = edit(bytes(raw[at : at + size]))
+        if new is None or len(new) != size:
+            return raw
+        block = bytearray(raw)
+        block[at : at + size] = new
+        self.rep.patched += 1
+        return memoryview(bytes(block))
 
     def _raw(self, buf: np.ndarray, a: int, b: int) -> None:
         self.out.write(memoryview(buf[a:b]))

@@ -42,8 +42,9 @@ class SessionKeys:
 class DecryptStage:
     """Consumes one capture file's MediaBatches; returns them with plaintext where a key opened them."""
 
-    def __init__(self, keyring: Keyring, file: int = 0) -> None:
+    def __init__(self, keyring: Keyring, file: int = 0, spill=None) -> None:
         self.keyring, self.file = keyring, file
+        self.spill = spill  # decrypt.rewrite.Spill: keeps the plaintext for a decrypted copy of the capture
         self.dtls_keys: dict[int, SessionKeys] = {}  # DTLS session index -> keys
         self._sessions: dict[tuple, pylibsrtp.Session] = {}
         self.counts: dict[tuple, Counter] = {}  # (src, sport, dst, dport, ssrc, rtcp) -> Counter
@@ -139,6 +140,11 @@ class DecryptStage:
                     text = str(e)
                     c["auth_failed" if "authentication" in text else "repeated" if "replay" in text
                       else "failed_other"] += 1
+        if plain and self.spill is not None:
+            for i in sorted(plain, key=lambda i: int(mb.frame[i])):
+                o, rtcp = int(mb.off[i]), bool(mb.rtcp[i])
+                needle = mb.buf[o : o + (8 if rtcp else 12)].tobytes()  # the header SRTP leaves in the clear
+                self.spill.add(int(mb.frame[i]), rtcp, needle, int(mb.length[i]), plain[i])
         return _with_plaintext(mb, plain) if plain else mb
 
     def stream_counts(self) -> list[dict]:
