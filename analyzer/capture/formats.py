@@ -659,4 +659,7 @@ def _ts_to_ns(raw: np.ndarray, itf: Interface) -> np.ndarray:
         ns = (raw // np.uint64(itf.ts_div)).astype(np.int64)
     else:
         ns = raw.astype(np.int64) * itf.ts_mul
-    return ns + itf.ts_offset_s * 1_000_000_000
+    off = itf.ts_offset_s * 1_000_000_000
+    if not -(2**62) <= off <= 2**62:  # an if_tsoffset no int64 time can carry: unusable, not applied
+        off = 0
+    return ns + off
