@@ -655,6 +655,8 @@ def _ts_to_ns(raw: np.ndarray, itf: Interface) -> np.ndarray:
         whole = (raw >> s).astype(np.int64)
         frac = (raw & ((np.uint64(1) << s) - np.uint64(1))).astype(np.float64)
         ns = whole * 1_000_000_000 + np.round(frac * 1e9 / float(1 << itf.ts_shift)).astype(np.int64)
+    elif itf.ts_div >= 2**64:  # if_tsresol 10**-19 s and finer: every time rounds down to 0 ns
+        ns = np.zeros(raw.shape, dtype=np.int64)
     elif itf.ts_div > 1:
         ns = (raw // np.uint64(itf.ts_div)).astype(np.int64)
     else:

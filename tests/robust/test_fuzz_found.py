@@ -32,3 +32,13 @@ def test_pcapng_tsoffset_beyond_int64_time(tmp_path, tsoffset):
     a = analyze(p)
     assert a.captures[0].packets == 2
     assert len(a.stun) == 2
+
+
+def test_pcapng_tsresol_0x7f(tmp_path):
+    """Issue 21's neighbour of the above: if_tsresol 0x7F (10**-127 s) overflowed in capture/formats.py."""
+    frame = udp("10.0.0.1", 5000, "10.0.0.2", 3478, sb.message("Binding", "request", []))
+    p = tmp_path / "res.pcapng"
+    p.write_bytes(shb() + _idb(0x7F, None) + epb(0, 1_700_000_000_000_000, frame))
+    a = analyze(p)
+    assert a.captures[0].packets == 1
+    assert len(a.stun) == 1
