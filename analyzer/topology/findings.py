@@ -581,7 +581,7 @@ def _one_way(a, calls: list[Call], one_way_files: frozenset = frozenset()) -> li
         return []
     out = []
     for r in md[md.one_way.fillna(False).astype(bool)].itertuples(index=False):
-        if r.file in one_way_files:
+        if r.file in one_way_files or _resumed(r):
             continue
         ends = {(r.sender, int(r.sender_port)), (r.receiver, int(r.receiver_port))}
         call = next((c.call for c in calls if _joins(c, ends)), None)
@@ -613,6 +613,21 @@ def _one_way(a, calls: list[Call], one_way_files: frozenset = frozenset()) -> li
             )
         )
     return out
+
+
+def _resumed(r) -> bool:
+    """Every silence of the direction ended with its media coming back, and together they are less than
+    half of its time: an interruption (media-gap says so, with the frames either side), not one-way media."""
+    spans = list(r.silent_intervals or [])
+    if not spans:
+        return False
+    last = pd.Timestamp(r.last_ts).value
+    span = last - pd.Timestamp(r.first_ts).value
+    back = all(iv["end_ts_ns"] < last - RESUMED_NS for iv in spans)
+    return back and span > 0 and sum(iv["end_ts_ns"] - iv["start_ts_ns"] for iv in spans) < span / 2
+
+
+RESUMED_NS = 500_000_000  # media that comes back at least this long before the direction's end resumed
 
 
 def _direction_frames(a, md: pd.DataFrame, r) -> list[int]:

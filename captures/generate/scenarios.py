@@ -254,7 +254,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="impaired/outage",
             topology="external-direct",
-            findings=("media-gap", "one-way-media", "poor-media"),
+            findings=("media-gap", "poor-media"),  # an interruption that resumes is a gap, not one-way media
             summary="A calls X directly; X's access link loses everything for 2 s mid-call, both directions",
             calls=(("a", "x"),),
             points=("client-a.pcap", "client-x.pcap"),
