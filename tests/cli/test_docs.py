@@ -61,3 +61,43 @@ def test_no_tracked_file_points_to_the_design_page():
             and name in p.read_text(errors="replace")
         ]
         assert hits == []
+
+
+def _documented_tables() -> dict[str, set[str]]:
+    text = (DOCS / "tables.md").read_text()
+    out = {}
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        name = re.match(r"`(\w+)`\n", section)
+        if name:
+            out[name.group(1)] = set(re.findall(r"^\| `([\w-]+)` \|", section, re.M))
+    return out
+
+
+def _stable_columns() -> dict[str, set[str]]:
+    text = (DOCS / "tables.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| (.+) \|$", text.split("## Stable columns", 1)[1].split("\n## ", 1)[0], re.M)
+    return {t: {c.split(" ")[0] for c in re.sub(r"\(.*?\)", "", cols).split(", ")} for t, cols in rows if t != "table"}
+
+
+def test_tables_reference_names_every_table_and_column():
+    from analyzer import analyze
+    from tests.conftest import public_capture
+
+    relay = ROOT / "captures" / "external-via-relay"
+    runs = [
+        analyze(ROOT / "captures/decrypt-relay/call.pcap", keylog=ROOT / "captures/decrypt-relay/keylog.txt"),
+        analyze(sorted(relay.glob("*.pcap")), network=relay / "network.toml"),
+        analyze(public_capture("ntop_nDPI/teams.pcap")),
+    ]
+    produced: dict[str, set[str]] = {}
+    for a in runs:
+        for name in a.tables:
+            produced.setdefault(name, set()).update(getattr(a, name).columns)
+    documented = _documented_tables()
+    assert set(documented) == set(produced)
+    for name, cols in produced.items():
+        assert documented[name] == cols, name
+    stable = _stable_columns()
+    assert len(stable) == 10
+    for name, cols in stable.items():
+        assert cols <= produced[name], (name, cols - produced[name])
