@@ -42,7 +42,7 @@ def _table(name: str):
 
 @dataclass
 class Analysis:
-    """Everything learned from the captures. Tables (pandas DataFrames, column names as in DESIGN.md)
+    """Everything learned from the captures. Tables (pandas DataFrames, columns in docs/tables.md)
     are attributes: `a.stun`, `a.dtls`, `a.transactions`, `a.dtls_sessions`, `a.summary`. Rows that come
     from packets carry `file` (index into `files`) and `frame` (Wireshark's frame number)."""
 

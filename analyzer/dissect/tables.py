@@ -1,4 +1,4 @@
-"""The dissect stage's rows as pandas DataFrames (columns in DESIGN.md, plus more)."""
+"""The dissect stage's rows as pandas DataFrames (every column: docs/tables.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The media stage's rows as pandas DataFrames: `streams`, `media_timeseries`, `rtcp_reports`,
-`media_directions` (DESIGN.md's `streams` columns first, then the rest)."""
+`media_directions` (the stable `streams` columns of docs/tables.md first, then the rest)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ took, and the flows the use case expects beside the ones observed.
 A call is one ICE session with its media, or a group call's several sessions to one cloud media
 processor, or media seen without any ICE (a trunk leg, or checks the capture missed). The topology
 names the use case from the participants' locations; a path that departs from what the use case
-expects is a finding (findings.py), never a different topology (DESIGN.md).
+expects is a finding (findings.py), never a different topology (docs/topology.md).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class NetworkProfile:
 
     @classmethod
     def load(cls, path: str | None) -> NetworkProfile:
-        """Defaults, plus what a TOML file adds (see DESIGN.md for the keys)."""
+        """Defaults, plus what a TOML file adds (every key: docs/profile.md)."""
         p = cls()
         if path is None:
             return p

@@ -1,6 +1,6 @@
 """Sites inferred from the capture: which addresses reach the outside through the same public address.
 
-Without a profile the capture itself says where the customer network is (DESIGN.md 'Sites'): the
+Without a profile the capture itself says where the customer network is (docs/topology.md, 'Sites'): the
 host a capture was taken on, with every private address whose packets reach that capture point
 unwrapped (they share its address realm), and the public addresses a STUN or TURN server reports it
 mapped to (XOR-MAPPED-ADDRESS), is one site, taken as the customer network. A private address that

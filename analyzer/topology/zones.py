@@ -1,7 +1,7 @@
 """Zones of addresses: the network profile, plus what the capture itself shows.
 
 The profile (defaults or TOML) decides most addresses. The capture adds facts the profile cannot know:
-a host that keeps a VPN tunnel is a VPN user (its physical address is on the internet, DESIGN.md);
+a host that keeps a VPN tunnel is a VPN user (its physical address is on the internet, docs/topology.md);
 TURN servers seen allocating are relays; the capture host is the address that sends most checks and
 allocations. Every answer carries the rule that decided it.
 """
@@ -21,7 +21,7 @@ from .sites import Sites, infer
 VPN_SERVER_PORTS = frozenset((51820, 4500, 500, 1194, 443))
 BUSY_RATE = 40  # packets/s both ways: one audio call is ~100 (50 each way), tunnel keepalives a few
 
-# unordered zone pair -> (label, reason); DESIGN.md's flow table
+# unordered zone pair -> (label, reason); the flow table of docs/topology.md
 LABELS: dict[frozenset, tuple[str, str]] = {
     frozenset(("customer", "internet")): ("Flow 2", "customer network <-> internet"),
     frozenset(("vpn", "customer")): ("Flow 2`", "VPN user <-> customer network through the tunnel"),

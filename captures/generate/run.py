@@ -35,7 +35,7 @@ def profile_text() -> str:
     if p.egress_is_concentrator:
         conc = "# the firewall NATs the office and terminates the VPN on one address\n" + conc
     return f"""\
-# Network profile of the emulated networks (DESIGN.md 'The network profile'), address plan '{p.name}'.
+# Network profile of the emulated networks (docs/profile.md), address plan '{p.name}'.
 [customer]
 networks = ["{p.customer_net}"]
 egress = ["{p.egress}"]

@@ -1,6 +1,6 @@
 """The scenarios: who calls whom, from where, through which firewall, and where the captures are taken.
 
-Each scenario's `topology` and `findings` are the ground truth the analyzer must reach (DESIGN.md: the
+Each scenario's `topology` and `findings` are the ground truth the analyzer must reach (docs/topology.md: the
 topology names the use case, a departure from its expected path is a finding).
 """
 
