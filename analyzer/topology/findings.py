@@ -204,10 +204,15 @@ def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
         for p in c.selected:
             if p is None:
                 continue
-            frames = hits.get((None, _key(p.local_address, p.local_port, p.remote_address, p.remote_port, p.transport)))
+            key = _key(p.local_address, p.local_port, p.remote_address, p.remote_port, p.transport)
+            frames = hits.get((None, key))
             if not frames:
                 continue
-            r = icmp[icmp.frame.isin(frames)].iloc[0]
+            # the first ICMP quoting this pair: a frame number alone may be another capture's packet
+            q = icmp[icmp.frame.isin(frames) & icmp.quoted_sport.notna() & icmp.quoted_dport.notna()]
+            same = [_key(x.quoted_src, x.quoted_sport, x.quoted_dst, x.quoted_dport, x.quoted_transport) == key
+                    for x in q.itertuples(index=False)]  # fmt: skip
+            r = q[same].sort_values("ts_ns").iloc[0]
             far = far_end_activity(
                 a, r.quoted_dst, int(r.quoted_dport), r.quoted_src, int(r.quoted_sport), int(r.ts_ns)
             )

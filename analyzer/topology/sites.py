@@ -28,6 +28,7 @@ class Site:
     host: str  # the capture host (the address in most packets of the file)
     private: dict[str, int] = field(default_factory=dict)  # private address -> frame that shows it here
     public: dict[str, int] = field(default_factory=dict)  # public address it is mapped to -> frame
+    host_frame: int | None = None  # the first frame with the capture host in it (a public host's only evidence)
 
     def describe(self) -> str:
         hosts = ", ".join(sorted(self.private)) or self.host
@@ -37,7 +38,8 @@ class Site:
         return f"{hosts} behind {behind}" if behind else f"{hosts} (its public address is not in the capture)"
 
     def frames(self) -> list[int]:
-        return sorted(set(self.private.values()) | set(self.public.values()))
+        seen = {self.host_frame} if self.host_frame is not None and not self.private else set()
+        return sorted(set(self.private.values()) | set(self.public.values()) | seen)
 
 
 @dataclass
@@ -102,6 +104,7 @@ def infer(
     wire: set[str] = set()
     senders: dict[int, dict[str, int]] = {}
     count: dict[int, Counter] = {}
+    present: dict[int, dict[str, int]] = {}  # file -> address -> the first frame with it, sent or received
     for f in flows:
         if f.vpn:
             continue
@@ -109,6 +112,9 @@ def infer(
         n[f.a[0]] += f.packets_ab + f.packets_ba
         n[f.b[0]] += f.packets_ab + f.packets_ba
         wire.update((f.a[0], f.b[0]))
+        seen = present.setdefault(f.file, {})
+        for addr in (f.a[0], f.b[0]):
+            seen[addr] = min(seen.get(addr, f.first_frame), f.first_frame)
         s = senders.setdefault(f.file, {})
         s.setdefault(f.a[0], f.first_frame)
         if f.packets_ba:
@@ -139,12 +145,12 @@ def infer(
             host = ranked[0] if ranked else None
         if host is None or host in servers or host in vpn_users or profile.zone(host).zone in ("cloud", "vpn"):
             continue
-        site = Site(file, host)
+        site = Site(file, host, host_frame=present.get(file, {}).get(host))
         if is_private(host):
             for addr, frame in senders.get(file, {}).items():
                 if is_private(addr) and addr not in servers and profile.zone(addr).zone != "vpn":
                     site.private[addr] = frame
-            site.private.setdefault(host, senders.get(file, {}).get(host, 0))
+            site.private.setdefault(host, senders.get(file, {}).get(host, site.host_frame or 0))
             for client in site.private:
                 for pub, frame in mapped.get(file, {}).get(client, {}).items():
                     site.public.setdefault(pub, frame)

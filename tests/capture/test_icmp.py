@@ -12,7 +12,7 @@ from scapy.utils import rdpcap, wrpcap
 
 from analyzer.api import analyze
 from tests.capture.writers import pcap_bytes
-from tests.conftest import public_capture, tshark_fields
+from tests.conftest import CAPTURES, public_capture, tshark_fields
 
 T0 = 1_700_000_000_000_000_000
 TEAMS = "ntop_nDPI/teams.pcap"
@@ -133,3 +133,17 @@ def test_icmpv6_and_time_exceeded_quotes_equal_tshark(tmp_path):
     assert icmp.kind.tolist() == ["port unreachable", "hop limit exceeded in transit", "TTL exceeded in transit"]
     assert icmp.unreachable.tolist() == [True, False, False]
     assert icmp.quoted_transport.tolist() == ["udp", "udp", "tcp"]
+
+
+def test_the_icmp_judged_is_the_one_quoting_the_pair_not_another_files_frame():
+    """plans/office/vpn-internal-via-relay, all three points: client-v.pcap frames 305 and 307 are ICMP
+    port unreachable quoting 20.202.40.4:49154 -> 172.31.9.10:48686/udp (the selected pair), 1.3 ms after
+    V's own last packet on it (frame 301): both ends hanging up, no finding (as for client-v.pcap alone).
+    client-a.pcap frame 307 is an unrelated ICMP quoting a DNS query to 172.20.5.1:53 (tshark -Y icmp);
+    judging that one by its frame number raised an icmp-unreachable that no packet supports."""
+    d = CAPTURES / "plans" / "office" / "vpn-internal-via-relay"
+    one = analyze(d / "client-v.pcap", network=d / "network.toml")
+    assert "icmp-unreachable" not in set(one.findings.code)
+    a = analyze(sorted(d.glob("*.pcap")), network=d / "network.toml")
+    assert set(a.icmp[(a.icmp.file == 1) & a.icmp.frame.isin([305, 307])].quoted_dport) == {48686}
+    assert "icmp-unreachable" not in set(a.findings.code)

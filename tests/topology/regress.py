@@ -36,14 +36,15 @@ def public_jobs() -> list[Job]:
 
 def scenario_jobs() -> list[Job]:
     out = []
-    for truth in sorted(CAPTURES.glob("*/truth.json")):
+    for truth in sorted(CAPTURES.glob("**/truth.json")):  # nested too: impaired/*, plans/office/*
         folder = truth.parent
+        name = folder.relative_to(CAPTURES).as_posix()
         profile = json.loads(truth.read_text()).get("profile")
         prof = str(folder / profile) if profile and (folder / profile).exists() else None
         points = sorted(folder.glob("*.pcap"))
-        out += [Job(f"scenario/{folder.name}/{p.name}", (str(p),), prof) for p in points]
+        out += [Job(f"scenario/{name}/{p.name}", (str(p),), prof) for p in points]
         if len(points) > 1:
-            out.append(Job(f"scenario/{folder.name}/*", tuple(str(p) for p in points), prof))
+            out.append(Job(f"scenario/{name}/*", tuple(str(p) for p in points), prof))
     return out
 
 

@@ -163,3 +163,15 @@ def test_a_media_processor_known_only_by_the_published_ranges_is_a_default():
     assert (call.topology, call.confidence) == ("group-call", "default ranges")
     assert any("52.113.20.20" in s and "(default ranges)" in s for s in call.assumptions)
     assert call.profile_hint.endswith('[cloud] media = ["52.113.20.20"]')
+
+
+def test_a_public_capture_host_cites_the_frame_that_shows_it():
+    """loopback-call: both peers on 192.0.2.2 (a public address): the site is that address, and the
+    assumption names the first frame with it (tshark: frame 1, 192.0.2.2 -> 10.255.255.53), not an
+    empty list."""
+    a = analyze(CAPTURES / "loopback-call" / "call.pcap")
+    (call,) = a.calls.itertuples()
+    assert call.assumptions[0] == (
+        "no network profile: customer network = the capture host's site 192.0.2.2 (a public address), "
+        "inferred from frames 1"
+    )
