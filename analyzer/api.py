@@ -391,7 +391,7 @@ def _topology(a: Analysis):
             from .topology.content import content_findings
 
             found += content_findings(a, calls)
-        a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found))
+        a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found, a.files))
     return a._cache["_topology"]
 
 

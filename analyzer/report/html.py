@@ -109,6 +109,8 @@ def verdict_html(a) -> str:
 
 
 def findings_html(a) -> str:
+    from ..topology.findings import frame_refs
+
     f = C.table(a, "findings")
     if f is None:
         return '<p class="muted">Findings are not available in this analysis (no topology stage).</p>'
@@ -124,7 +126,7 @@ def findings_html(a) -> str:
         for label, key in (("Why", "explanation"), ("Evidence", "evidence"), ("What to do", "action")):
             if esc(r.get(key)):
                 parts.append(f"<div><b>{label}:</b> {esc(r.get(key))}</div>")
-        frames = cell(r.get("frames"))
+        frames = esc(", ".join(frame_refs(list(r.get("frames") or []), r.get("frame_files"), len(a.files))))
         if frames:
             parts.append(f"<div><b>Frames:</b> {frames}</div>")
         if isinstance(r.get("display_filter"), str) and r["display_filter"]:
