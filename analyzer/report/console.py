@@ -115,16 +115,22 @@ def _table(title: str, df, columns: list[str], out: Console, mark=None) -> None:
             for c in columns
         ]
         rows.append((cells, mark(d) if mark else None))
-    widths = []
-    for i, c in enumerate(columns):
-        # wide enough for the longest word of the column: an address:port is never broken mid-token, a
-        # line wraps at spaces and continues under its own column
-        words = [w for cells, _ in rows for w in cells[i].split()] + c.split()
-        widths.append(min(max(map(len, words), default=1), 47))
-        t.add_column(c, min_width=widths[-1], overflow="fold")
-    if sum(widths) + len(columns) + 1 > (out.width or 100):
+    # each column at least as wide as its longest word (an address:port is never broken mid-token; a
+    # line wraps at spaces and continues under its own column), the room left shared by need
+    lo = [min(max(map(len, [w for cells, _ in rows for w in cells[i].split()] + c.split())), 47)
+          for i, c in enumerate(columns)]
+    hi = [max([len(cells[i]) for cells, _ in rows] + [len(c), lo[i]]) for i, c in enumerate(columns)]
+    pad = 2 if (out.width or 100) >= 100 else 0
+    room = (out.width or 100) - (pad + 1) * len(columns) - 1
+    if sum(lo) > room:
         _records(title, columns, rows, out)  # too narrow for every column side by side: one block per row
         return
+    widths = hi
+    if sum(hi) > room:
+        need = sum(h - m for h, m in zip(hi, lo, strict=True))
+        widths = [m + (room - sum(lo)) * (h - m) // need for h, m in zip(hi, lo, strict=True)]
+    for c, w in zip(columns, widths, strict=True):
+        t.add_column(c, width=w, overflow="fold")
     for cells, style in rows:
         t.add_row(*cells, style=style)
     out.print(t)
@@ -167,6 +173,13 @@ def _file_names(a, df) -> list[str]:
     return [names[int(i)] if not _isna(i) and 0 <= int(i) < len(names) else "" for i in df["file"]]
 
 
+def _ref(a, file, frame) -> str:
+    """`client-a.pcap#10` when several captures were read, else `10`."""
+    if len(a.files) <= 1 or file is None or _isna(file):
+        return str(frame)
+    return f"{_esc(os.path.basename(str(a.files[int(file)])))}#{frame}"
+
+
 def print_ice(a, out: Console | None = None) -> None:
     """Sessions, candidates, pairs (selected in bold green, nominated marked) and TURN allocations."""
     out = out or console()
@@ -179,9 +192,10 @@ def print_ice(a, out: Console | None = None) -> None:
         t.add_column("value")
         t.add_row("state", s.state)
         t.add_row("controlling", _esc(str(s.controlling)) if isinstance(s.controlling, str) else "not seen")
-        t.add_row("checks from", f"frame {s.start_frame} ({s.start_ts})")
+        t.add_row("checks from", f"frame {_ref(a, getattr(s, 'start_file', None), s.start_frame)} ({s.start_ts})")
         if not _isna(s.connected_frame):
-            t.add_row("connected", f"frame {s.connected_frame} ({s.connected_ts})")
+            t.add_row("connected",
+                      f"frame {_ref(a, getattr(s, 'connected_file', None), s.connected_frame)} ({s.connected_ts})")
         if not _isna(s.selected_pair):
             t.add_row("selected pair", f"{s.selected_pair} ({_esc(s.selected_by)})")
             t.add_row("path", _esc(s.path))
@@ -199,6 +213,7 @@ def print_ice(a, out: Console | None = None) -> None:
     narrow = (out.width or 100) < 140  # at 100 columns: fewer, joined columns
     cands = a.candidates.copy()
     cands["candidate"] = [f"{ad}:{p}/{t}" for ad, p, t in zip(cands.address, cands.port, cands.transport, strict=True)]
+    cands["frame"] = [_ref(a, f, fr) if not _isna(fr) else "" for f, fr in zip(cands.file, cands.frame, strict=True)]
     _table("Candidates", cands, ["agent", "candidate", "type", "frame", "rule"], out)
     pairs = a.pairs.copy()
     pairs["mark"] = [
@@ -209,7 +224,7 @@ def print_ice(a, out: Console | None = None) -> None:
     pairs["checks/retx/ok"] = [
         f"{c}/{r}/{k}" for c, r, k in zip(pairs.checks, pairs.retransmissions, pairs.successes, strict=True)
     ]
-    pairs["frame"] = pairs["first_check_frame"]
+    pairs["frame"] = [_ref(a, f, fr) for f, fr in zip(pairs.file, pairs.first_check_frame, strict=True)]
     pairs["media"] = pairs["media_packets"]
     cols = ["id", "agent", "description", "state", "mark", "checks/retx/ok", "errors", "rtt ms", "frame", "media"]
     if narrow:

@@ -14,7 +14,11 @@ from analyzer import analyze
 from tests.conftest import CAPTURES, REPO
 
 EVR = sorted(glob.glob(str(CAPTURES / "external-via-relay" / "*.pcap")))
-CASES = [EVR, [str(CAPTURES / "intranet-direct" / "client-a.pcap")]]
+CASES = [
+    EVR,
+    [str(CAPTURES / "intranet-direct" / "client-a.pcap")],
+    sorted(glob.glob(str(CAPTURES / "tcp-fallback" / "*.pcap"))),
+]
 
 
 def _run(*args: str) -> str:
@@ -24,7 +28,7 @@ def _run(*args: str) -> str:
     ).stdout
 
 
-@pytest.mark.parametrize("files", CASES, ids=["external-via-relay", "intranet-direct"])
+@pytest.mark.parametrize("files", CASES, ids=["external-via-relay", "intranet-direct", "tcp-fallback"])
 def test_80_columns(files):
     files = [f for f in files if os.path.exists(f)]
     if not files:
@@ -40,6 +44,10 @@ def test_80_columns(files):
             for ep in (f"{p.local_address}:{p.local_port}", f"{p.remote_address}:{p.remote_port}"):
                 if ":" not in p.local_address:
                     assert re.search(rf"(?<![\d.]){re.escape(ep)}(?!\d)", out), ep
+        # no table cropped at the edge: a row that starts with a border ends with one
+        for line in lines:
+            if line.startswith(("│", "┃", "┏", "┡", "└", "┌")):
+                assert line.rstrip()[-1] in "│┃┓┩┘┐", line
         # no line ends inside an address:port ("52.112.10." then "10:3478/ud" below)
         for line in lines:
             assert not re.search(r"\d\.$|\d:$|/ud$", line.rstrip(" │┃")), line
