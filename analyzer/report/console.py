@@ -79,10 +79,20 @@ def print_summary(s: CaptureSummary, out: Console | None = None) -> None:
     if s.encapsulations:
         t.add_row("tunnels", ", ".join(f"{k} {v:,}" for k, v in s.encapsulations.items()) + " packets (inner decoded)")
     t.add_row("flows", f"UDP {s.udp_flows:,}, TCP {s.tcp_flows:,}")
-    t.add_row("classes", ", ".join(f"{k} {v:,}" for k, v in s.classes.items() if v) or "-")
+    # demultiplexing classes are what a payload's first byte allows (a guess); confirmed counts are what a
+    # dissector read whole: the two are told apart in words (issue 17: "dtls 447" with no DTLS at all)
+    t.add_row("first byte", ", ".join(f"{k} {v:,}" for k, v in s.classes.items() if v) or "-")
+    t.add_row("", "[dim]payloads by their first byte (RFC 7983 ranges): what each could be, before parsing[/dim]")
     if s.confirmed or s.rejected:
-        t.add_row("confirmed", ", ".join(f"{k} {v:,}" for k, v in s.confirmed.items()) or "none")
-        t.add_row("rejected", ", ".join(f"{k} {v:,}" for k, v in s.rejected.items()) or "none")
+        t.add_row("parsed as", ", ".join(f"{k} {v:,}" for k, v in s.confirmed.items()) or "none")
+        t.add_row("", "[dim]messages a dissector read whole (the counts to trust)[/dim]")
+        t.add_row("not parsed", ", ".join(f"{k} {v:,}" for k, v in s.rejected.items()) or "none")
+        t.add_row("", "[dim]first byte in range, but no valid message[/dim]")
+        for k, v in s.classes.items():
+            if v and k != "other" and not s.confirmed.get(k) and not any(m.startswith(k) for m in s.confirmed):
+                why = " (TLS over TCP starts with the same bytes)" if k == "dtls" and s.tcp_flows else ""
+                none = f"{k}: {v:,} payloads in its byte range, none parsed as {k.upper()}{why}"
+                t.add_row("", f"[yellow]{none}[/yellow]")
     for i, (name, n) in enumerate(s.messages.items()):
         t.add_row("messages" if i == 0 else "", f"{_esc(name)} {n:,}")
     if s.vpn_candidates:
