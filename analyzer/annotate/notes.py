@@ -78,8 +78,8 @@ def _call_sessions(a, call) -> list[int] | None:
     rows = a.calls[a.calls.call == int(call)]
     if not len(rows):
         return None
-    text = str(rows.sessions.iloc[0])
-    return [int(x) for x in text.replace(" ", "").split(",") if x.isdigit()]
+    v = rows.sessions.iloc[0]
+    return [int(x) for x in v] if isinstance(v, list | tuple) else None
 
 
 def finding_frame_files(a, r) -> dict[int, int | None]:

@@ -499,7 +499,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> IceTables:
                 "restart_of": restart_of,
                 "consent_checks": consent,
                 "pairs": len(s.pairs),
-                "files": ",".join(str(f) for f in sorted(s.files)),
+                "files": sorted(int(f) for f in s.files),
             }
         )
         for p in s.pairs:

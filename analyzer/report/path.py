@@ -113,8 +113,8 @@ def call_paths(a) -> list[CallPath]:
     rows: list[tuple[str, list[int], str, object]] = []
     if calls is not None and len(calls):
         for c in calls.to_dict(orient="records"):
-            sess = [int(x) for x in str(c.get("sessions") or c.get("session") or "").replace(";", ",").split(",")
-                    if x.strip().lstrip("-").isdigit()]
+            v = c.get("sessions")
+            sess = [int(x) for x in v] if isinstance(v, list | tuple) else []
             rows.append((f"call {c['call']}: {C.esc(c.get('topology'))}", sess, C.esc(c.get("path")), c["call"]))
     elif sessions is not None:
         for s in sessions.itertuples(index=False):
