@@ -81,3 +81,21 @@ def test_one_file_keeps_plain_frames():
         [sys.executable, "-m", "analyzer", "analyze", str(FILES[0])], capture_output=True, text=True, cwd=REPO
     ).stdout
     assert "#" not in "".join(line for line in out.splitlines() if "frames" in line)
+
+
+def test_ladder_draws_each_message_once_and_names_its_file(three):
+    from analyzer.report.ladder import ladder, messages
+
+    m = messages(three)
+    stun = m[m.kind != "DTLS flight"]
+    st = three.stun
+    # a message three points saw is one row (its other sightings in the hover): one per transaction
+    for method in ("Allocate", "ChannelBind"):
+        req = st[(st.method == method) & (st.cls == "request") & ~st.relayed.astype(bool)]
+        assert (stun.label == f"{method} request").sum() == req.transaction_id.nunique() < len(req)
+    first = m.iloc[0]  # tshark: client-a.pcap frame 5 is the first Allocate request, relay.pcap frame 4 its 401
+    assert (first.label, first.ref) == ("Allocate request", "client-a.pcap#5")
+    assert any("also seen as relay.pcap#3" in x for x in first.extra)
+    assert (m.iloc[1].label, m.iloc[1].ref) == ("Allocate error 401", "relay.pcap#4")
+    fig = ladder(three)
+    assert any("client-a.pcap#5" in t for t in fig.layout.yaxis.ticktext)
