@@ -70,14 +70,16 @@ def ff(rows, *cols: str) -> list[Frame]:
 
 
 def _frames(values) -> list[Frame]:
-    """Distinct frames, by file then number, at most 20; plain ints (file unknown) sort first."""
+    """Distinct (file, frame) evidence in frame order, at most 20."""
     seen: dict = {}
     for v in values:
         if v is None or pd.isna(v):
             continue
         f = getattr(v, "file", None)
         seen.setdefault((f, int(v)), v if isinstance(v, Frame) else Frame(v))
-    return sorted(seen.values(), key=lambda x: (-1 if x.file is None else x.file, int(x)))[:20]
+    known = {n for f, n in seen if f is not None}  # a frame of unknown file that a known one names is that one
+    out = [v for (f, n), v in seen.items() if f is not None or n not in known]
+    return sorted(out, key=lambda x: (int(x), -1 if x.file is None else x.file))[:20]
 
 
 def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
