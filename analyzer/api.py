@@ -8,6 +8,7 @@ never pays for pandas.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -409,7 +410,7 @@ def _topology(a: Analysis):
             from .topology.content import content_findings
 
             found += content_findings(a, calls)
-        a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found))
+        a._cache["_topology"] = (calls_table(calls, a.flows, zm), findings_table(found, a.files))
     return a._cache["_topology"]
 
 
@@ -425,13 +426,27 @@ def _findings(a: Analysis) -> pd.DataFrame:
     return add_display_filters(_topology(a)[1], a)  # a Wireshark filter per finding, for pasting
 
 
+_ADDRESS = re.compile(r"^(src|dst|address|client|server|sender|receiver)$|_(src|dst|address)$")
+_PORT = re.compile(r"(^|_)[sd]?port$")
+
+
 def _normalize(df):
-    """Stable dtypes whatever the rows: every time column is datetime64[ns, UTC], even when empty."""
+    """Stable dtypes whatever the rows: every time column is datetime64[ns, UTC], even when empty; every
+    address one string dtype (never categorical in one table and text in the next), every port Int64."""
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         return df
     for c in df.columns:
+        if not isinstance(c, str):
+            continue
+        try:
+            if _ADDRESS.search(c) and df[c].dtype != "str":
+                df[c] = df[c].astype("str")
+            elif _PORT.search(c) and df[c].dtype != "Int64":
+                df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        except (TypeError, ValueError):
+            pass  # a column of another kind under a like name keeps its dtype
         if c == "ts" or c.endswith("_ts") or c in ("first_time", "last_time"):
             col = df[c]
             if pd.api.types.is_integer_dtype(col.dtype):  # sr_rtp_ts: RTP clock ticks, not a time

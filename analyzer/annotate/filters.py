@@ -73,8 +73,14 @@ def add_display_filters(findings: pd.DataFrame, a) -> pd.DataFrame:
     filters, files = [], []
     for r in findings.itertuples(index=False):
         frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
-        where = finding_frame_files(a, r)
-        kinds = set(where.values())
+        named = getattr(r, "frame_files", None)
+        if isinstance(named, list) and len(named) == len(frames) and any(n is not None for n in named):
+            index = {os.path.basename(str(f)): i for i, f in enumerate(a.files)}  # the rules said which file
+            pairs = [(f, index.get(n)) for f, n in zip(frames, named, strict=True)]
+        else:
+            where = finding_frame_files(a, r)
+            pairs = [(f, where.get(f)) for f in frames]
+        kinds = {i for _f, i in pairs}
         if len(a.files) == 1 or not frames or (len(kinds) == 1 and None not in kinds):
             filters.append(display_filter(frames, str(r.evidence), flows))
             files.append(0 if len(a.files) == 1 else (next(iter(kinds)) if frames else None))
@@ -82,7 +88,7 @@ def add_display_filters(findings: pd.DataFrame, a) -> pd.DataFrame:
         parts = []
         for i in sorted(k for k in kinds if k is not None) + ([None] if None in kinds else []):
             name = os.path.basename(a.files[i]) if i is not None else "capture unknown"
-            parts.append(f"{name}: {display_filter([f for f in frames if where[f] == i])}")
+            parts.append(f"{name}: {display_filter([f for f, j in pairs if j == i])}")
         filters.append("; ".join(parts))
         files.append(None)
     findings["display_filter"] = filters  # the same string dtype as the other text columns

@@ -8,6 +8,7 @@ their file yet; `finding_frame_files` tells it where the tables can.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import pandas as pd
@@ -77,8 +78,8 @@ def _call_sessions(a, call) -> list[int] | None:
     rows = a.calls[a.calls.call == int(call)]
     if not len(rows):
         return None
-    text = str(rows.sessions.iloc[0])
-    return [int(x) for x in text.replace(" ", "").split(",") if x.isdigit()]
+    v = rows.sessions.iloc[0]
+    return [int(x) for x in v] if isinstance(v, list | tuple) else None
 
 
 def finding_frame_files(a, r) -> dict[int, int | None]:
@@ -87,6 +88,15 @@ def finding_frame_files(a, r) -> dict[int, int | None]:
     frames = [int(f) for f in (r.frames if isinstance(r.frames, list) else [])]
     if len(a.files) == 1:
         return {f: 0 for f in frames}
+    named = getattr(r, "frame_files", None)  # the rule said which file each frame is in
+    index = {os.path.basename(str(f)): i for i, f in enumerate(a.files)}
+    if (
+        isinstance(named, list)
+        and len(named) == len(frames)
+        and len(set(frames)) == len(frames)
+        and all(n in index for n in named)
+    ):
+        return {f: index[n] for f, n in zip(frames, named, strict=True)}
     sources = frame_sources(a, str(r.code), r.call)
     out: dict[int, int | None] = {}
     for f in frames:

@@ -36,7 +36,7 @@ LIST_OF_TEXT = frozenset(("frame_refs", "files", "file_sha256", "also", "damage_
 
 
 def _is_list_column(name: str) -> bool:
-    return name == "frames" or name.endswith("_frames") or name in LIST_OF_TEXT
+    return name == "frames" or (name.endswith("_frames") and name != "video_frames") or name in LIST_OF_TEXT
 
 
 def _missing(v) -> bool:
@@ -57,8 +57,11 @@ def to_arrow(df: pd.DataFrame):
             arr = pa.array([None if pd.isna(v) else str(v) for v in s], type=pa.string())
         elif s.dtype == object:
             values = [None if _missing(v) else v for v in s]
-            if _is_list_column(name) and all(v is None or isinstance(v, list | tuple) for v in values):
-                typ = pa.list_(pa.string() if name in LIST_OF_TEXT else pa.int64())
+            if (_is_list_column(name) or name == "sessions") and all(
+                v is None or isinstance(v, list | tuple) for v in values
+            ):
+                text = name in LIST_OF_TEXT and any(isinstance(x, str) for v in values if v for x in v)
+                typ = pa.list_(pa.string() if text else pa.int64())
                 arr = pa.array([None if v is None else list(v) for v in values], type=typ)
             elif all(v is None or isinstance(v, str) for v in values):
                 arr = pa.array(values, type=pa.string())

@@ -40,11 +40,9 @@ def tag(df: pd.DataFrame, unit: Unit, names: list[str]) -> pd.DataFrame:
     if "file" in df.columns:
         index = pd.to_numeric(df["file"], errors="coerce")
         file_name = [names[int(i)] if pd.notna(i) and 0 <= int(i) < len(names) else None for i in index]
-    elif "files" in df.columns and len(names) > 1:  # sessions: "0,2" -> "a.pcap,c.pcap"
+    elif "files" in df.columns and len(names) > 1:  # sessions: [0, 2] -> "a.pcap,c.pcap"
         file_name = [
-            ",".join(names[int(i)] for i in str(v).split(",") if i.isdigit() and int(i) < len(names))
-            if isinstance(v, str)
-            else None
+            ",".join(names[int(i)] for i in v if 0 <= int(i) < len(names)) if isinstance(v, list | tuple) else None
             for v in df["files"]
         ]
     else:  # frames of a single-file unit are that file's; of a group they say no file

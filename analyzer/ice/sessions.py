@@ -77,7 +77,9 @@ class _Session:
     role_conflicts: int = 0
     start_frame: int = 0
     start_ts: int = 0
+    start_file: int = 0  # the capture start_frame is in (frame numbers repeat across files)
     connected_frame: int | None = None
+    connected_file: int | None = None
     connected_ts: int | None = None
     pairs: list[_Pair] = field(default_factory=list)
     nominations: list[nom.Nomination] = field(default_factory=list)
@@ -134,7 +136,8 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
         key = frozenset((r.ufrag_to, r.ufrag_from))
         s = sessions.get(key)
         if s is None:
-            s = sessions[key] = _Session(len(sessions), key, start_frame=int(r.frame), start_ts=int(r.ts_ns))
+            s = sessions[key] = _Session(len(sessions), key, start_frame=int(r.frame), start_ts=int(r.ts_ns),
+                                               start_file=int(r.file))
         s.files.add(r.file)
         if r.ice_role == "controlling":
             s.controlling = s.controlling or r.ufrag_from
@@ -211,6 +214,7 @@ def build(stun: pd.DataFrame, book: CandidateBook, paths: list[MediaPath], dtls:
                     p.first_success_frame, p.first_success_ts = int(resp.frame), int(resp.ts_ns)
                 if s.connected_ts is None or int(resp.ts_ns) < s.connected_ts:
                     s.connected_frame, s.connected_ts = int(resp.frame), int(resp.ts_ns)
+                    s.connected_file = int(resp.file)
                 if isinstance(resp.mapped_address, str) and pd.notna(resp.mapped_port):  # how the peer sees this agent
                     ep = (resp.mapped_address, int(resp.mapped_port))
                     if not book.known(r.ufrag_from, *ep, r.transport):
@@ -481,7 +485,9 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> IceTables:
                 "state": state,
                 "start_frame": s.start_frame,
                 "start_ts": _ts(s.start_ts),
+                "start_file": s.start_file,
                 "connected_frame": s.connected_frame,
+                "connected_file": s.connected_file,
                 "connected_ts": _ts(s.connected_ts),
                 "nominated_pair": settled.pair if settled else None,
                 "nominations": nom.describe(s.nominations),
@@ -493,7 +499,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> IceTables:
                 "restart_of": restart_of,
                 "consent_checks": consent,
                 "pairs": len(s.pairs),
-                "files": ",".join(str(f) for f in sorted(s.files)),
+                "files": sorted(int(f) for f in s.files),
             }
         )
         for p in s.pairs:
@@ -547,7 +553,7 @@ def _tables(sessions: dict[frozenset, _Session], end_ts: int) -> IceTables:
     noms = nom.table([n for s in sorted(sessions.values(), key=lambda s: s.start_ts) for n in s.nominations])
     sdf = pd.DataFrame(srows, columns=_SESSION_COLUMNS)
     pdf = pd.DataFrame(prows, columns=_PAIR_COLUMNS)
-    for c in ("connected_frame", "nominated_pair", "selected_pair", "restart_of"):
+    for c in ("connected_frame", "connected_file", "nominated_pair", "selected_pair", "restart_of"):
         sdf[c] = sdf[c].astype("Int64")
     for c in ("first_success_frame", "nominated_frame", "nomination", "component"):
         pdf[c] = pdf[c].astype("Int64")
@@ -565,7 +571,9 @@ _SESSION_COLUMNS = [
     "state",
     "start_frame",
     "start_ts",
+    "start_file",
     "connected_frame",
+    "connected_file",
     "connected_ts",
     "nominated_pair",
     "nominations",

@@ -204,7 +204,7 @@ def _stream_row(stage: MediaStage, s: int, msq: dict, dtls_sessions: list) -> di
         "gaps_over_200ms": int(st.gaps_n[s]),
         "gaps": [{"start_ts_ns": a, "end_ts_ns": b, "duration_ms": (b - a) / 1e6, "frame_before": fa,
                   "frame_after": fb} for a, b, fa, fb in st.gaps[s]],
-        "markers": int(st.markers[s]), "frames": int(st.markers[s]) if video else None,
+        "markers": int(st.markers[s]), "video_frames": int(st.markers[s]) if video else None,
         # frames end with the marker bit (RFC 3551 5.1 for video); a sender that never sets it tells nothing
         "frame_rate": int(st.markers[s]) / dur if video and dur > 0 and st.markers[s] else None,
         "extension_packets": int(st.ext_pkts[s]),

@@ -17,14 +17,14 @@ STREAM_COLUMNS = (
     "payload_bytes", "packet_rate", "bitrate_kbps_mean", "bitrate_kbps_peak", "expected", "duplicates",
     "out_of_order", "seq_resets", "loss_events", "loss_burst_max", "burst_ratio", "jitter_ms_mean",
     "jitter_ms_final", "longest_gap_ms", "gaps_over_200ms", "gaps",
-    "markers", "frames", "frame_rate", "extension_packets", "extension_profiles", "dscp", "ptime_ms", "srtp",
+    "markers", "video_frames", "frame_rate", "extension_packets", "extension_profiles", "dscp", "ptime_ms", "srtp",
     "srtp_rule", "dtls_session", "srtp_profile", "dtls_completed_ts", "dtls_to_media_ms", "rtcp_reports",
     "rtcp_fraction_lost", "rtcp_fraction_lost_max", "rtcp_cumulative_lost", "rtcp_jitter_ms", "rtcp_jitter_ms_max",
     "rtt_ms", "rtcp_feedback", "r_factor", "mos", "mos_codec", "mos_delay_ms", "mos_delay_source", "poor_loss",
     "poor_jitter", "poor_rtt", "poor_frame_rate", "poor", "confirmed", "clock_rate_known", "seq_wild",
     "padding_packets", "empty_packets",
 )
-_INT = ("frames", "dtls_session", "rtcp_reports", "rtcp_cumulative_lost")
+_INT = ("video_frames", "dtls_session", "rtcp_reports", "rtcp_cumulative_lost")
 _CATEGORIES = ("src", "dst", "wire_src", "wire_dst", "kind", "transport")
 TS_COLUMNS = ("file", "stream", "ssrc", "second", "packets", "bytes", "bitrate_kbps", "expected", "lost", "loss_pct",
               "jitter_ms", "jitter_ms_max", "first_frame", "last_frame")

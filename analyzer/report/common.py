@@ -187,7 +187,8 @@ def dtls_flights(a) -> pd.DataFrame:
     """DTLS handshake records grouped into flights: consecutive records of one session in one direction.
     Application data is left out (it is media or data channel traffic, not the handshake)."""
     d = table(a, "dtls")
-    cols = ["frame", "ts_ns", "src", "sport", "dst", "dport", "relayed", "what", "frames", "alert", "retransmission"]
+    cols = ["frame", "ts_ns", "src", "sport", "dst", "dport", "relayed", "what", "frames", "alert", "retransmission",
+            "file"]
     if d is None or len(d) == 0:
         return pd.DataFrame(columns=cols)
     d = d[d["content_type"].astype(str) != "application_data"]
@@ -213,6 +214,7 @@ def dtls_flights(a) -> pd.DataFrame:
             "relayed": bool(first["relayed"]), "what": ", ".join(dict.fromkeys(what)),
             "frames": sorted(set(int(f) for f in g["frame"])), "alert": "; ".join(alerts),
             "retransmission": bool(g["retransmission"].any()) if "retransmission" in g else False,
+            "file": int(first["file"]) if "file" in g else 0,
         })
     return pd.DataFrame(out, columns=cols)
 

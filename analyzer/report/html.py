@@ -33,7 +33,7 @@ h1{font-size:1.6em;margin:.8em 0 .2em}h2{border-bottom:1px solid #ddd;padding-bo
 .meta{color:#555;font-size:.9em}.muted{color:#777}
 table{border-collapse:collapse;font-size:12px;margin:.4em 0}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;white-space:pre-wrap;
-word-break:break-word;max-width:42em}
+word-break:normal;overflow-wrap:normal;max-width:42em}
 th{background:#f4f4f4;position:sticky;top:0;white-space:nowrap;word-break:normal}
 .scroll{overflow:auto;max-height:32em;border:1px solid #eee}
 .finding{border-left:5px solid #999;padding:.4em .8em;margin:.6em 0;background:#fafafa}
@@ -109,6 +109,8 @@ def verdict_html(a) -> str:
 
 
 def findings_html(a) -> str:
+    from ..topology.findings import frame_refs
+
     f = C.table(a, "findings")
     if f is None:
         return '<p class="muted">Findings are not available in this analysis (no topology stage).</p>'
@@ -124,7 +126,7 @@ def findings_html(a) -> str:
         for label, key in (("Why", "explanation"), ("Evidence", "evidence"), ("What to do", "action")):
             if esc(r.get(key)):
                 parts.append(f"<div><b>{label}:</b> {esc(r.get(key))}</div>")
-        frames = cell(r.get("frames"))
+        frames = esc(", ".join(frame_refs(list(r.get("frames") or []), r.get("frame_files"), len(a.files))))
         if frames:
             parts.append(f"<div><b>Frames:</b> {frames}</div>")
         if isinstance(r.get("display_filter"), str) and r["display_filter"]:

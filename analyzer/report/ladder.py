@@ -15,6 +15,7 @@ Traces: one per message kind present ('Allocate', 'Refresh', 'CreatePermission',
 from __future__ import annotations
 
 import bisect
+import os
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -32,9 +33,12 @@ KIND_COLORS = {
 
 def messages(a) -> pd.DataFrame:
     """The ladder's rows: kind, label, frame, ts_ns, src, sport, dst, dport, error (bool), hover lines."""
-    rows = []
+    rows: list = []
+    seen: dict = {}
+    names = [os.path.basename(str(f)) for f in getattr(a, "files", [])]
     s = C.stun_events(a)
     if len(s):
+        s = s.sort_values(["ts_ns", "frame"], kind="stable")
         method = s["method"].astype(str)
         flag = s["use_candidate"].fillna(False).astype(bool) if "use_candidate" in s else method != method
         if "nomination" in s:  # libwebrtc's NOMINATION nominates as USE-CANDIDATE does
@@ -55,15 +59,29 @@ def messages(a) -> pd.DataFrame:
                      if C.esc(r.get(c))]
             if r["cls"] == "request" and r["outcome"] == "unanswered":
                 extra.append("never answered")
+            ref = _ref(names, r.get("file"), r["frame"])
+            key = (r.get("transaction_id"), r["method"], r["cls"])
+            if key[0] is not None and key in seen:  # the same message at another capture point: drawn once
+                rows[seen[key]][10].append(f"also seen as {ref}: {C.esc(r['src'])}:{r['sport']} → "
+                                           f"{C.esc(r['dst'])}:{r['dport']}")
+                continue
+            seen[key] = len(rows)
             rows.append((kind, label, int(r["frame"]), int(r["ts_ns"]), str(r["src"]), int(r["sport"]),
-                         str(r["dst"]), int(r["dport"]), err, bool(r.get("relayed")), extra))
+                         str(r["dst"]), int(r["dport"]), err, bool(r.get("relayed")), extra, ref))
     for f in C.dtls_flights(a).itertuples(index=False):
         label = "DTLS " + (f.what if len(f.what) <= 40 else f.what[:37] + "...")
         extra = [f"frames {', '.join(map(str, f.frames))}"] + ([f"alert: {C.esc(f.alert)}"] if f.alert else [])
         rows.append(("DTLS flight", label, f.frame, f.ts_ns, f.src, f.sport, f.dst, f.dport, bool(f.alert),
-                     bool(f.relayed), extra))
-    cols = ["kind", "label", "frame", "ts_ns", "src", "sport", "dst", "dport", "error", "relayed", "extra"]
+                     bool(f.relayed), extra, _ref(names, getattr(f, "file", None), f.frame)))
+    cols = ["kind", "label", "frame", "ts_ns", "src", "sport", "dst", "dport", "error", "relayed", "extra", "ref"]
     return pd.DataFrame(rows, columns=cols).sort_values(["ts_ns", "frame"], kind="stable").reset_index(drop=True)
+
+
+def _ref(names: list[str], file, frame) -> str:
+    """`client-a.pcap#9` when several captures were read, else `9`."""
+    if len(names) <= 1 or file is None or pd.isna(file) or not 0 <= int(file) < len(names):
+        return str(int(frame))
+    return f"{names[int(file)]}#{int(frame)}"
 
 
 def _nominating(r: dict) -> str:
@@ -107,7 +125,7 @@ def ladder(a) -> go.Figure:
             colors.append(c)
             wall = C.absolute([r.ts_ns])[0]
             hovers.append("<br>".join([
-                f"<b>frame {r.frame}</b>", C.esc(r.label),
+                f"<b>frame {C.esc(r.ref)}</b>", C.esc(r.label),
                 f"{C.esc(r.src)}:{r.sport} → {C.esc(r.dst)}:{r.dport}" + (" (relayed)" if r.relayed else ""),
                 *r.extra, f"t = {(r.ts_ns - t0) / 1e9:.6f} s", wall]))
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", name=kind, text=texts, textposition="top center",
@@ -119,7 +137,8 @@ def ladder(a) -> go.Figure:
         fig.add_shape(type="line", x0=i, x1=i, y0=-0.8, y1=last + 0.5, layer="below",
                       line={"color": "#bbb", "width": 1})
     tickvals = list(range(n)) + ([n] if end >= n else [])
-    ticktext = [f"{(t - t0) / 1e9:.3f} s  #{f}" for t, f in zip(m["ts_ns"], m["frame"], strict=True)]
+    ticktext = [f"{(t - t0) / 1e9:.3f} s  " + (f"#{f}" if f.isdigit() else C.esc(f))
+                for t, f in zip(m["ts_ns"], m["ref"], strict=True)]
     ticktext += ["end of capture"] if end >= n else []
     fig.update_layout(
         title={"text": "Call ladder" + (f" (first {n} of {total} messages)" if n < total else ""), "y": 0.995,

@@ -113,8 +113,8 @@ def call_paths(a) -> list[CallPath]:
     rows: list[tuple[str, list[int], str, object]] = []
     if calls is not None and len(calls):
         for c in calls.to_dict(orient="records"):
-            sess = [int(x) for x in str(c.get("sessions") or c.get("session") or "").replace(";", ",").split(",")
-                    if x.strip().lstrip("-").isdigit()]
+            v = c.get("sessions")
+            sess = [int(x) for x in v] if isinstance(v, list | tuple) else []
             rows.append((f"call {c['call']}: {C.esc(c.get('topology'))}", sess, C.esc(c.get("path")), c["call"]))
     elif sessions is not None:
         for s in sessions.itertuples(index=False):
@@ -213,9 +213,10 @@ def path_diagram(a) -> go.Figure:
             fy.append(row - 0.4 - 0.1 * k)
             ftext.append(C.esc(f.get("code")))
             fcolor.append(SEVERITY_COLORS.get(str(f.get("severity")), "#d62728"))
+            refs = _frames(f.get("frames"), f.get("frame_files"), len(a.files))
             fhover.append("<br>".join(x for x in (f"<b>{C.esc(f.get('code'))}</b> ({C.esc(f.get('severity'))})",
                                                   C.esc(f.get("title")), C.esc(f.get("evidence")),
-                                                  "frames " + C.esc(_frames(f.get("frames")))) if x))
+                                                  "frames " + C.esc(refs)) if x))
     fig.add_trace(go.Scatter(x=lines[True][0], y=lines[True][1], mode="lines", name="links",
                              line={"color": "#444", "width": 2}, hoverinfo="skip"))
     if lines[False][0]:
@@ -253,9 +254,11 @@ def _positions(hops: list[Hop], zones: list[str]) -> list[tuple[float, str]]:
     return out
 
 
-def _frames(v) -> str:
+def _frames(v, files=None, n_files: int = 1) -> str:
+    from ..topology.findings import frame_refs
+
     if isinstance(v, list | tuple):
-        return ", ".join(map(str, v[:20]))
+        return ", ".join(frame_refs(list(v[:20]), files, n_files))
     return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 

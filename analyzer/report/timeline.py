@@ -11,7 +11,7 @@ Traces (names are stable; tests and users toggle them in the legend):
   'DTLS flight'           one marker per handshake flight (purple), 'DTLS alert' for alerts
   'media'                 first to last media packet of each lane (orange band)
   'ICE connected', 'ICE nominated', 'first media'   the moments, also drawn as vertical lines
-  '<stream> bitrate' / 'loss' / 'jitter'            per stream, in the rows below
+  '<stream>' (bitrate), '<stream> loss' / 'jitter'  per stream, in the rows below; one legend entry
 The marker symbol tells the method: Binding circle, Allocate square, Refresh diamond, CreatePermission
 cross, ChannelBind star.
 """
@@ -72,7 +72,8 @@ def timeline(a) -> go.Figure:
         fig.add_annotation(text="no STUN, TURN, DTLS or media in this capture", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.8)
     for i, m in enumerate(metrics, start=2):
-        _metric_traces(fig, series, m, i)
+        _metric_traces(fig, series, m, i, first=i == 2)
+        fig.update_yaxes(rangemode="tozero", row=i, col=1)  # loss, jitter, bitrate: 0 is the baseline
     _worst_seconds(fig, a, t0)
     if series is None or len(series) == 0:
         fig.add_annotation(text="no media streams (no per-stream 1-second series)", showarrow=False,
@@ -81,7 +82,7 @@ def timeline(a) -> go.Figure:
     _time_span(fig, a, t0)
     fig.update_layout(
         title="Call timeline", height=max(360, sum(heights) + 60 * len(metrics) + 140),
-        hovermode="closest", legend={"groupclick": "toggleitem"}, margin={"l": 230, "r": 20, "t": 70, "b": 50},
+        hovermode="closest", legend={"groupclick": "togglegroup"}, margin={"l": 230, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
     )
     return fig
@@ -298,10 +299,12 @@ def _moment_traces(fig, m: pd.DataFrame, t0: int) -> None:
                       line={"color": C.COLORS[r.moment], "dash": MOMENT_DASH[r.moment], "width": 1})
 
 
-def _metric_traces(fig, series: pd.DataFrame, metric: str, row: int) -> None:
+def _metric_traces(fig, series: pd.DataFrame, metric: str, row: int, first: bool = True) -> None:
+    """One legend entry per stream (named by the stream, on its first metric), toggling all its rows."""
     for i, (label, g) in enumerate(series.groupby("label", sort=False)):
         fig.add_trace(go.Scatter(
-            x=g["t"], y=g[metric], mode="lines+markers" if len(g) < 3 else "lines", name=f"{label} {metric}",
+            x=g["t"], y=g[metric], mode="lines+markers" if len(g) < 3 else "lines",
+            name=label if first else f"{label} {metric}", showlegend=first,
             legendgroup=f"stream {i}", line={"shape": "hv", "color": PALETTE[i % len(PALETTE)]},
             hovertext=[f"<b>{label}</b><br>{_metric_text(metric, r)}<br>t = {r['t']:.0f} s<br>{r['wall']}"
                        for r in g.to_dict(orient="records")],

@@ -385,7 +385,7 @@ def calls_table(calls: list[Call], flows: pd.DataFrame, zm: ZoneMap | None = Non
                 "observed": ", ".join(observed),
                 "reason": c.reason,
                 "relayed": c.relayed,
-                "sessions": ",".join(map(str, c.sessions)),
+                "sessions": [int(s) for s in c.sessions],
                 "participants": ", ".join(f"{k} ({v[0]})" for k, v in c.locations.items()),
                 "moves": c.moves,
                 "assumptions": said,

@@ -5,7 +5,7 @@ content. No decoded audio, no finding: packet counts alone cannot tell a muted m
 from __future__ import annotations
 
 from .calls import Call
-from .findings import Finding, _frames, _joins
+from .findings import Finding, Frame, _frames, _joins
 
 
 def content_findings(a, calls: list[Call]) -> list[Finding]:
@@ -30,7 +30,7 @@ def content_findings(a, calls: list[Call]) -> list[Finding]:
             f"{r.seconds} seconds below -60 dBFS (mean level {r.level_dbfs_mean:.1f} dBFS), "
             f"{r.packets_decoded} packets decoded",
             "Check the sender's microphone, its mute state and the device the client uses.",
-            _frames([r.first_frame, *r.silent_frames, r.last_frame]),
+            _frames([Frame(x, r.file) for x in [r.first_frame, *r.silent_frames, r.last_frame]]),
         ))
     # one-way audio: a conversation (both directions decoded) where one side is silent, the other not
     for (stream, file), ends in ends_of.items():
@@ -49,6 +49,6 @@ def content_findings(a, calls: list[Call]) -> list[Finding]:
             f"{b.src}:{b.sport} -> {b.dst}:{b.dport} audible (mean {b.level_dbfs_mean:.1f} dBFS"
             + (f", strongest tone {b.dominant_hz:.0f} Hz" if b.dominant_hz == b.dominant_hz else "") + ")",
             f"The silent sender is {r.src}: check its microphone and mute state.",
-            _frames([r.first_frame, r.last_frame, b.first_frame, b.last_frame]),
+            _frames([Frame(x, r.file) for x in [r.first_frame, r.last_frame, b.first_frame, b.last_frame]]),
         ))
     return out

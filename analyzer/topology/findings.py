@@ -6,6 +6,7 @@ the source document it tests, the frames to look at, and what to do. Codes are s
 
 from __future__ import annotations
 
+import os
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -42,9 +43,43 @@ class Finding(NamedTuple):
     frames: list[int]
 
 
-def _frames(values) -> list[int]:
-    out = sorted({int(v) for v in values if pd.notna(v)})
-    return out[:20]
+class Frame(int):
+    """A Wireshark frame number that knows its capture: `file` indexes Analysis.files (None: unknown).
+    Frame 10 exists in every file of a multi-point capture, so a finding's evidence carries both."""
+
+    file: int | None
+
+    def __new__(cls, frame, file=None):
+        out = super().__new__(cls, int(frame))
+        out.file = None if file is None or pd.isna(file) else int(file)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{int(self)}" if self.file is None else f"{self.file}#{int(self)}"
+
+
+def ff(rows, *cols: str) -> list[Frame]:
+    """The frame numbers in columns `cols` of `rows` (a table, one row, or a list of rows), each with its
+    row's `file`: the one place a rule turns a row's frame into evidence."""
+    if isinstance(rows, pd.DataFrame):
+        files = list(rows["file"]) if "file" in rows.columns else [None] * len(rows)
+        return [Frame(v, f) for c in cols for v, f in zip(rows[c], files, strict=True) if pd.notna(v)]
+    if isinstance(rows, pd.Series) or hasattr(rows, "_fields"):
+        rows = [rows]
+    return [Frame(v, getattr(r, "file", None)) for r in rows for c in cols if pd.notna(v := getattr(r, c))]
+
+
+def _frames(values) -> list[Frame]:
+    """Distinct (file, frame) evidence in frame order, at most 20."""
+    seen: dict = {}
+    for v in values:
+        if v is None or pd.isna(v):
+            continue
+        f = getattr(v, "file", None)
+        seen.setdefault((f, int(v)), v if isinstance(v, Frame) else Frame(v))
+    known = {n for f, n in seen if f is not None}  # a frame of unknown file that a known one names is that one
+    out = [v for (f, n), v in seen.items() if f is not None or n not in known]
+    return sorted(out, key=lambda x: (int(x), -1 if x.file is None else x.file))[:20]
 
 
 def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
@@ -60,7 +95,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                 f"The recording stops less than {IN_PROGRESS_S:.0f} s after the checks began: whether one would "
                 "have succeeded cannot be told.",
                 "; ".join(f"{p.description}: {p.state}" for p in sp.itertuples())[:600],
-                "Capture for longer after the call starts.", _frames(sp.first_check_frame)))
+                "Capture for longer after the call starts.", _frames(ff(sp, "first_check_frame"))))
         elif c.sessions and all(st == "failed" for st in states):
             out.append(
                 Finding(
@@ -71,7 +106,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     f"{len(sp)} candidate pairs checked, none answered with success.",
                     "; ".join(f"{p.description}: {p.state}" for p in sp.itertuples())[:600],
                     "Check UDP 3478-3481 to the relays and the firewall rules for the client's ports.",
-                    _frames(sp.first_check_frame),
+                    _frames(ff(sp, "first_check_frame")),
                 )
             )
         via_relay = sp.relayed | (sp.local_type == "relay") | (sp.remote_type == "relay")
@@ -97,8 +132,8 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     f"{PRINCIPLES['direct']} Blocked: {what}.",
                     f"{len(direct)} direct pairs, none succeeded; relay pair succeeded: {relay_ok.iloc[0].description}",
                     action,
-                    _frames([d.frame for d in drops] + list(direct.first_check_frame)
-                            + list(relay_ok.first_success_frame)),
+                    _frames(ff(drops, "frame") + ff(direct, "first_check_frame")
+                            + ff(relay_ok, "first_success_frame")),
                 )
             )
         locs = [v[0] for v in c.locations.values()]
@@ -113,7 +148,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                     PRINCIPLES["intranet"],
                     f"selected path {sel.description}",
                     "Allow UDP between the clients' subnets so ICE finds the direct pair.",
-                    _frames([sel.first_check_frame, sel.first_success_frame]),
+                    _frames(ff(sel, "first_check_frame", "first_success_frame")),
                 )
             )
         if c.relayed:
@@ -136,7 +171,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                         f"{relay_host} is {zm.zone(relay_host).rule}.",
                         f"selected path {c.selected[0].description}",
                         "Check the TURN configuration; the service's relays are in its published ranges.",
-                        _frames([c.selected[0].first_check_frame]),
+                        _frames(ff(c.selected[0], "first_check_frame")),
                     )
                 )
         fallback = _tcp_fallback(a, c, allocs, zm)
@@ -171,7 +206,7 @@ def build_findings(a, calls: list[Call], zm: ZoneMap) -> list[Finding]:
                                 "After nomination both agents must send media on the nominated pair.",
                                 f"nominated {nom.description}; media on {sel.description}",
                                 "Look for a NAT rebinding or a renomination without checks.",
-                                _frames([nom.first_success_frame, sel.first_check_frame]),
+                                _frames(ff(nom, "first_success_frame") + ff(sel, "first_check_frame")),
                             )
                         )
     one_way_files = {i: d for i in range(len(a.files)) if (d := one_direction(a, i)) is not None}
@@ -227,7 +262,8 @@ def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
                 sev, title = "warning", f"ICMP {r.kind} on the selected pair while the far end still sends"
                 why = (f"{what}, yet {r.quoted_dst} kept sending on the pair (frame {far.after_frame}): "
                        "packets are refused mid-call.")  # fmt: skip
-                cited = [*frames, far.after_frame]
+                quoted = ff(icmp[icmp.frame.isin(frames)].drop_duplicates(["file", "frame"]), "frame")
+                cited = [*quoted, far.after_frame]
                 act = "Check the firewall or NAT in front of the far end: it rejects some packets to that port."
             else:
                 silent = "" if far.last_ns is None else (
@@ -235,7 +271,8 @@ def _icmp_unreachable(a, calls: list[Call]) -> list[Finding]:
                 )
                 sev, title = "info", f"The far end closed its port on the selected pair ({r.kind})"
                 why = f"{what}{silent}: the far end stopped using the pair while this side kept sending."
-                cited = [*frames] + ([far.last_frame] if far.last_frame is not None else [])
+                quoted = ff(icmp[icmp.frame.isin(frames)].drop_duplicates(["file", "frame"]), "frame")
+                cited = [*quoted] + ([far.last_frame] if far.last_frame is not None else [])
                 act = ("If the call or this stream had ended on the far side, nothing is wrong; otherwise see why "
                        "the far end left.")  # fmt: skip
             out.append(Finding(c.call, "icmp-unreachable", sev, title, why,
@@ -301,9 +338,9 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
         return [Finding(c.call, "tcp-fallback", "warning", title,
                         PRINCIPLES["udp"], f"no UDP path; {t.src}:{t.sport} -> {t.dst}:{t.dport} {t.protocols} "
                         f"({int(t.packets)} packets): TURN over TLS/TCP, its Allocate and media encrypted; {note}",
-                        "Allow UDP 3478-3481 to the service's relay ranges.", [int(t.first_frame)])]
+                        "Allow UDP 3478-3481 to the service's relay ranges.", ff(t, "first_frame"))]
     sel = c.selected[0]
-    ev, frames = "", [sel.first_check_frame]
+    ev, frames = "", ff(sel, "first_check_frame")
     if sel.transport == "tcp" or (sel.relayed and isinstance(sel.wire, str)):
         client, server = sel.wire.split(" -> ") if isinstance(sel.wire, str) else ("", "")
         host, _, port = client.rpartition(":")
@@ -314,7 +351,7 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
         ]
         if sel.transport == "tcp" or (len(al) and (al.transport == "tcp").any()):
             ev = f"selected path {sel.description}"
-            frames += list(al.first_frame)
+            frames += ff(al, "first_frame")
     if not ev:
         relay_ips = {
             ad for ad, t in ((sel.local_address, sel.local_type), (sel.remote_address, sel.remote_type)) if t == "relay"
@@ -332,7 +369,7 @@ def _tcp_fallback(a, c: Call, allocs: pd.DataFrame, zm: ZoneMap) -> list[Finding
                 f"{t.src}:{t.sport} -> {t.dst}:{t.dport} {t.protocols} ({int(t.packets)} packets): TURN over "
                 f"TLS/TCP, its Allocate encrypted; media leaves the relay as {sel.description}"
             )
-            frames.append(int(t.first_frame))
+            frames += ff(t, "first_frame")
     if not ev:
         return []
     client_host = sel.wire.split(" -> ")[0].rpartition(":")[0] if isinstance(sel.wire, str) else sel.local_address
@@ -398,7 +435,7 @@ def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
                        strict=True))
         mine = [k in keys for k in zip(req.file, req.src, req.sport.astype(int), req.dst, req.dport.astype(int),
                                        strict=True)]
-        return list(req[mine].frame) or list(rows.first_frame)
+        return ff(req[mine], "frame") or ff(rows, "first_frame")
 
     out = []
     good_all = allocs[ok]
@@ -419,7 +456,7 @@ def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
             out.append(Finding(None, "relay-unreachable", "warning", "TURN allocations refused",
                                PRINCIPLES["relay"], f"{where(failed)}; while {worked}",
                                "Check the credentials and the relay's quota for the refused allocations.",
-                               _frames(requests(failed) + list(good.allocated_frame))))
+                               _frames(requests(failed) + ff(good, "allocated_frame"))))
         alt = mine[mine.state == "unanswered"]
         if len(alt):
             same = alt.server.isin(set(good.server)).all()
@@ -430,7 +467,7 @@ def _relay_unreachable(a, allocs: pd.DataFrame) -> list[Finding]:
                                f"Clients try several relay addresses and transports at once; {client} got an "
                                "allocation, so its media has a relay.", f"{where(alt)}; while {worked}",
                                "Nothing needed for this call; open the unanswered transport if it is the preferred "
-                               "one.", _frames(requests(alt) + list(good.allocated_frame))))
+                               "one.", _frames(requests(alt) + ff(good, "allocated_frame"))))
     return out
 
 
@@ -460,7 +497,7 @@ def _media_over_vpn(c: Call, zm: ZoneMap) -> list[Finding]:
             PRINCIPLES["vpn"],
             "; ".join(hits),
             "Configure split tunnelling so the service's media ranges bypass the VPN.",
-            _frames([p.first_check_frame for p in c.selected]),
+            _frames(ff([p for p in c.selected if p is not None], "first_check_frame")),
         )
     ]
 
@@ -529,7 +566,7 @@ def _dtls_failed(a, blind: frozenset = frozenset()) -> list[Finding]:
         last = int(last_rec.get((r.file, r.session), start))
         recorded_s = (recording_until(a, int(r.file), last) - start) / 1e9
         where = f"{r.client}:{r.client_port} -> {r.server}:{r.server_port}"
-        frames = _frames([r.client_hello_frame, r.server_hello_frame, r.first_frame])
+        frames = _frames(ff(r, "client_hello_frame", "server_hello_frame", "first_frame"))
         if not fatal and recorded_s <= LATE_S:
             out.append(Finding(
                 None, "dtls-incomplete", "info", "DTLS handshake not finished: the capture ends during the handshake",
@@ -556,7 +593,7 @@ def _dtls_failed(a, blind: frozenset = frozenset()) -> list[Finding]:
                 "The client gave up this attempt and a new handshake with the same server succeeded.",
                 f"{evidence}; completed from {again.client}:{again.client_port}",
                 "Nothing to do for media: the handshake that followed completed.",
-                _frames([r.client_hello_frame, r.first_frame, again.first_frame])))
+                _frames(ff(r, "client_hello_frame", "first_frame") + ff(again, "first_frame"))))
             continue
         out.append(
             Finding(
@@ -646,7 +683,7 @@ def _direction_frames(a, md: pd.DataFrame, r) -> list[int]:
     mine = st[st.file == r.file]
     fl = mine[mine.ssrc_hex.isin(flowing)]
     si = mine[mine.ssrc_hex.isin(silent)]
-    return _frames(list(fl.first_frame) + list(fl.last_frame) + list(si.last_frame))
+    return _frames(ff(fl, "first_frame", "last_frame") + ff(si, "last_frame"))
 
 
 def _aliases(a, ep: tuple[str, int]) -> set[tuple[str, int]]:
@@ -692,12 +729,12 @@ def _still_sending(a, r) -> tuple[list[int], str]:
         kinds = ", ".join(sorted({str(k) for k in rtcp.packet_type.dropna()}))
         name = "SRTCP" if rtcp.srtcp.astype(bool).all() else "RTCP"
         parts.append(f"{len(rtcp)} {name} packets ({kinds})")
-        frames += [int(x) for x in rtcp.frame]
+        frames += ff(rtcp, "frame")
     if len(app):
         app = app.drop_duplicates("frame")
         parts.append(f"{len(app)} DTLS application data records (SCTP, the data channel)")
-        frames += [int(x) for x in app.frame]
-    return sorted(frames), " and ".join(parts)
+        frames += ff(app, "frame")
+    return _frames(frames), " and ".join(parts)
 
 
 def _joins(c: Call, ends: set) -> bool:
@@ -737,7 +774,7 @@ def _middlebox(a) -> list[Finding]:
             for t1, f1, t2, f2 in _ttl_steps(acc.media_ttl[d]):
                 changed.append(f"{sender[0]}:{sender[1]} -> {receiver[0]}:{receiver[1]} media TTL {t1} until frame "
                                f"{f1}, {t2} from frame {f2}")
-                frames += [f1, f2]
+                frames += [Frame(f1, r.file), Frame(f2, r.file)]
         if changed:
             out.append(
                 Finding(
@@ -773,17 +810,37 @@ def _middlebox(a) -> list[Finding]:
                         f"{key}: DSCP "
                         + "; ".join(f"{m} in file {fi} (frame {fr})" for m, (fi, fr) in sorted(marks.items())),
                         "Find the device that rewrites DSCP between the two capture points.",
-                        _frames(fr for _fi, fr in marks.values()),
+                        _frames(Frame(fr, fi) for fi, fr in marks.values()),
                     )
                 )
     return out
 
 
-def findings_table(findings: list[Finding]) -> pd.DataFrame:
+def findings_table(findings: list[Finding], files: list[str] | None = None) -> pd.DataFrame:
+    """`frames` stay plain ints (the frame numbers of the one capture, when one was read); `frame_files`
+    beside them names each frame's capture file (None where a rule could not tell)."""
     cols = ["call", "code", "severity", "title", "explanation", "evidence", "action", "frames"]
     df = pd.DataFrame([f._asdict() for f in findings], columns=cols)
+    names = [os.path.basename(str(f)) for f in files or []]
+
+    def name(f) -> str | None:
+        i = getattr(f, "file", None)
+        if len(names) == 1:
+            return names[0]
+        return names[i] if i is not None and 0 <= i < len(names) else None
+
+    df["frame_files"] = [[name(f) for f in fr] for fr in df.frames]
+    df["frames"] = [[int(f) for f in fr] for fr in df.frames]
     df["call"] = df["call"].astype("Int64")
     return df
+
+
+def frame_refs(frames, files, n_files: int) -> list[str]:
+    """Frames as a user reads them: `client-a.pcap#10` when several captures were read, else `10`."""
+    files = files if isinstance(files, list | tuple) else [None] * len(frames)
+    if n_files <= 1:
+        return [str(int(f)) for f in frames]
+    return [f"{n or '?'}#{int(f)}" for f, n in zip(frames, files, strict=False)]
 
 
 def _known_relay(zm, host: str) -> bool:

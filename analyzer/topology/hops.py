@@ -20,6 +20,7 @@ class Drop(NamedTuple):
     what: str  # "10.1.0.11:41888 -> 203.0.113.2:55174 check"
     frame: int
     outbound: bool
+    file: int | None = None  # the capture `frame` is in
 
 
 def dropped_checks(a, zm: ZoneMap, ends: set[frozenset]) -> list[Drop]:
@@ -64,6 +65,7 @@ def dropped_checks(a, zm: ZoneMap, ends: set[frozenset]) -> list[Drop]:
                     f"{r.src}:{int(r.sport)} -> {r.dst}:{int(r.dport)}",
                     int(r.frame),
                     out_nat,
+                    int(r.file),
                 )
             )
     return out

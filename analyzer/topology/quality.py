@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..media import quality as Q
 from .calls import parse_endpoint
-from .findings import Finding, _frames, _joins
+from .findings import Finding, Frame, _frames, _joins, ff
 
 GAP_S = 1.0
 WORST = 3
@@ -33,6 +33,7 @@ FAR_LOST = 0.9
 FAR_MIN_REPORTS = 2
 REPORT_GRACE_NS = 2_000_000_000  # a receiver's first report comes up to a few seconds after the media starts
 _SAMPLE_COLUMNS = [
+    "file",
     "source",
     "method",
     "src",
@@ -59,6 +60,7 @@ def round_trips(a) -> pd.DataFrame:
             parts.append(
                 pd.DataFrame(
                     {
+                        "file": r.file.astype("int64"),
                         "source": "rtcp",
                         "method": r.packet_type.astype(str),
                         "src": r.dst.astype(str),
@@ -89,6 +91,7 @@ def round_trips(a) -> pd.DataFrame:
             parts.append(
                 pd.DataFrame(
                     {
+                        "file": m.file.astype("int64"),
                         "source": np.where(m.method == "Binding", "stun", "turn"),
                         "method": m.method.astype(str),
                         "src": m.src.astype(str),
@@ -203,11 +206,11 @@ def _poor(s, call, ts: pd.DataFrame, rr: pd.DataFrame, capture_host: str | None)
         f"{_ms(w.jitter_ms)}, frames {int(w.first_frame)}-{int(w.last_frame)})"
         for w in worst.itertuples()
     ]
-    frames = [f for w in worst.itertuples() for f in (int(w.first_frame), int(w.last_frame))]
+    frames = [Frame(f, s.file) for w in worst.itertuples() for f in (w.first_frame, w.last_frame)]
     if rr_frame is not None and far_poor:
-        frames.append(rr_frame)
+        frames.append(Frame(rr_frame, s.file))
     if not frames:
-        frames = [int(s.first_frame), int(s.last_frame)]
+        frames = ff(s, "first_frame", "last_frame")
     evidence = (
         f"SSRC {s.ssrc_hex} {s.kind} {s.src}:{s.sport} -> {s.dst}:{s.dport}: {int(s.packets)} packets, "
         f"{int(s.lost)} of {int(s.expected)} lost ({seen:.1f} %), jitter mean {_ms(s.jitter_ms_mean)} / max "
@@ -284,7 +287,7 @@ def _far_end(s, call, rr: pd.DataFrame) -> list[Finding]:
                     f"lost {_num(last.cumulative_lost)}",
                     "The loss is after the capture point: check the path towards the far end (its NAT/firewall, "
                     "a relay, a VPN).",
-                    _frames([s.first_frame, *about.frame.tolist()[-5:]]),
+                    _frames([Frame(x, s.file) for x in [s.first_frame, *about.frame.tolist()[-5:]]]),
                 )
             ]
         return []
@@ -302,7 +305,7 @@ def _far_end(s, call, rr: pd.DataFrame) -> list[Finding]:
             f"{what}; {len(window)} reports from {s.dst} during it, SSRCs reported: "
             f"{sorted({f'0x{int(x):08X}' for x in window.source_ssrc.dropna()}) or 'none'}",
             "The media is lost after the capture point: check the path towards the far end.",
-            _frames([s.first_frame, *window.frame.tolist()[:5]]),
+            _frames([Frame(x, s.file) for x in [s.first_frame, *window.frame.tolist()[:5]]]),
         )
     ]
 
@@ -338,7 +341,7 @@ def _high_rtt(a, calls, samples: pd.DataFrame) -> list[Finding]:
             continue
         (source, src, sport, dst, dport) = med.idxmax()
         hit = on[(on.source == source) & (on.src == src) & (on.sport == sport) & (on.rtt_ms > Q.POOR_RTT_MS)]
-        frames = [f for pair in zip(hit.request_frame, hit.response_frame, strict=True) for f in pair]
+        frames = ff(hit, "request_frame", "response_frame")
         out.append(
             Finding(
                 c.call,

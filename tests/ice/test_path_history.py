@@ -72,7 +72,7 @@ def test_relay_leg_without_ice_is_the_same_call_not_a_direct_one(relay_without_i
     assert h.reason.iloc[0] == "first media, on a path no ICE check covered"
     assert h.reason.iloc[1] == "nominated: USE-CANDIDATE (frame 81, answered frame 82)"
     (c,) = a.calls.itertuples()
-    assert c.topology == "external-direct" and c.sessions == "0"
+    assert c.topology == "external-direct" and c.sessions == [0]
     assert c.moves.startswith("relay 192.168.1.10:50000 -> 198.51.100.20:3478 (198.51.100.20:3478 a relay)")
     from rich.console import Console
 

@@ -291,7 +291,7 @@ def test_video_by_clock_rate_frames_from_marker_bits():
                            rtp_packet(3 * f + p, 3000 * f, 0xB2, pt=96, payload=b"\x42" * 1100, marker=p == 2)))
     s = one(measure(rows_for(events)))
     assert s["clock_rate"] == 90000 and s["kind"] == "video" and s["kind_rule"] == "90 kHz clock rate"
-    assert s["frames"] == 90 and s["frame_rate"] == pytest.approx(90 / (89 * 33_333_333 / 1e9 + 0.002), rel=1e-6)
+    assert s["video_frames"] == 90 and s["frame_rate"] == pytest.approx(90 / (89 * 33_333_333 / 1e9 + 0.002), rel=1e-6)
 
 
 def test_teams_ports_decide_screen_sharing_and_header_extensions_are_listed():

@@ -129,3 +129,43 @@ def test_content_security_policy_blocks_an_injected_script(browser, tmp_path):
     assert browser.execute_script("return [document.getElementById('x').textContent, window.pinned]") == ["x", 1]
     logged = " ".join(e["message"] for e in browser.get_log("browser"))
     assert "Content Security Policy" in logged
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_three_point_report_at_900_and_1400_px(browser, tmp_path, width):
+    """The external-via-relay report (three capture points) at a laptop's and a desktop's width: no
+    horizontal scroll, one legend entry per stream, the metric axes from 0, no word broken mid-word."""
+    import glob
+
+    from analyzer import analyze
+    from tests.conftest import CAPTURES
+
+    files = sorted(glob.glob(str(CAPTURES / "external-via-relay" / "*.pcap")))
+    a = analyze(files, network=str(CAPTURES / "external-via-relay" / "network.toml"))
+    report = write_html(a, tmp_path / "report.html")
+    browser.set_window_size(width, 1000)
+    try:
+        open_page(browser, report, 3)
+        inner = browser.execute_script("return window.innerWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= inner
+        streams = a.media_timeseries.groupby(["file", "ssrc"]).ngroups
+        legend = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#fig-timeline .legend .traces .legendtext'))"
+            ".map(e => e.textContent)")
+        media = [t for t in legend if t.startswith("0x")]
+        assert len(media) == len(set(media)) and len(media) <= streams and not any(
+            t.endswith((" loss", " jitter")) for t in media)
+        lows = browser.execute_script(
+            "const l = document.getElementById('fig-timeline')._fullLayout;"
+            "return ['yaxis2', 'yaxis3', 'yaxis4'].filter(k => l[k]).map(k => l[k].range[0]);")
+        assert lows and all(x == 0 for x in lows)
+        breaks = browser.execute_script(
+            "return Array.from(document.querySelectorAll('td, th, p, div')).map(e => getComputedStyle(e))"
+            ".filter(s => ['break-all', 'break-word'].includes(s.wordBreak)"
+            " || ['anywhere', 'break-word'].includes(s.overflowWrap)).length")
+        assert breaks == 0
+        assert "client-a.pcap#10" in browser.find_element("tag name", "body").text
+        shot = full_screenshot(browser, tmp_path / f"report-{width}.png")
+        print(f"screenshot: {shot}")
+    finally:
+        browser.set_window_size(1400, 1000)

@@ -41,8 +41,12 @@ def test_timeline_lanes_per_endpoint_pair_and_moments(scenario):
     fig = scenario.timeline()
     lanes = list(fig.layout.yaxis.categoryarray)
     assert lanes[-1] == "ICE moments"  # on top
-    assert set(lanes) == {"ICE moments", "client 10.1.0.11<br>↔ TURN server 52.112.0.10",
-                          "client 10.1.0.11<br>↔ STUN server 52.112.0.20", "client 10.1.0.11<br>↔ host 10.1.0.12"}
+    assert set(lanes) == {
+        "ICE moments",
+        "client 10.1.0.11<br>↔ TURN server 52.112.0.10",
+        "client 10.1.0.11<br>↔ STUN server 52.112.0.20",
+        "client 10.1.0.11<br>↔ host 10.1.0.12",
+    }
     t = traces(fig)
     lane_of = dict(zip(frames(t["STUN/TURN error"]), t["STUN/TURN error"].y, strict=True))
     assert lane_of[1] == "client 10.1.0.11<br>↔ TURN server 52.112.0.10"
@@ -50,7 +54,8 @@ def test_timeline_lanes_per_endpoint_pair_and_moments(scenario):
     assert frames(t["first media"]) == [14]
     # the moments are vertical lines across the figure too
     assert sorted((s.x0, s.line.dash) for s in fig.layout.shapes) == sorted(
-        [(t["ICE connected"].x[0], "dash"), (t["ICE nominated"].x[0], "dot"), (t["first media"].x[0], "solid")])
+        [(t["ICE connected"].x[0], "dash"), (t["ICE nominated"].x[0], "dot"), (t["first media"].x[0], "solid")]
+    )
 
 
 def test_timeline_time_axis_and_hover(scenario):
@@ -69,10 +74,14 @@ def test_timeline_media_rows_from_the_one_second_series(scenario):
     fig = scenario.timeline()
     names = [t.name for t in fig.data]
     media = [n for n in names if n.startswith("0x")]
-    assert media == [f"0x{s} audio {a}→{b} {m}" for m in ("bitrate", "loss", "jitter")
-                     for s, a, b in (("11111111", "10.1.0.11:50000", "10.1.0.12:6000"),
-                                     ("22222222", "10.1.0.12:6000", "10.1.0.11:50000"))]
-    bitrate = traces(fig)["0x11111111 audio 10.1.0.11:50000→10.1.0.12:6000 bitrate"]
+    streams = (("11111111", "10.1.0.11:50000", "10.1.0.12:6000"), ("22222222", "10.1.0.12:6000", "10.1.0.11:50000"))
+    # one legend entry per stream (its first metric, named by the stream), the other rows in its group
+    assert media == [f"0x{s} audio {a}→{b}" for s, a, b in streams] + [
+        f"0x{s} audio {a}→{b} {m}" for m in ("loss", "jitter") for s, a, b in streams
+    ]
+    assert [t.name for t in fig.data if t.name in media and t.showlegend is not False] == media[:2]
+    assert {fig.layout[f"yaxis{i}"].rangemode for i in (2, 3, 4)} == {"tozero"}  # loss anchored at 0
+    bitrate = traces(fig)["0x11111111 audio 10.1.0.11:50000→10.1.0.12:6000"]
     ts = scenario.media_timeseries
     assert len(bitrate.x) == int((ts.ssrc == 0x11111111).sum())  # one point per stream-second
     assert bitrate.xaxis == "x2" and fig.layout.yaxis2.domain[1] < fig.layout.yaxis.domain[0]
@@ -123,17 +132,27 @@ def test_ladder_columns_arrows_and_bands(scenario):
     fig = scenario.ladder()
     t = traces(fig)
     assert list(t) == ["Allocate", "CreatePermission", "ChannelBind", "USE-CANDIDATE check", "media"]
-    assert list(t["Allocate"].text) == ["Allocate request", "Allocate error 401", "Allocate request",
-                                       "Allocate success"]
+    assert list(t["Allocate"].text) == [
+        "Allocate request",
+        "Allocate error 401",
+        "Allocate request",
+        "Allocate success",
+    ]
     assert frames(t["USE-CANDIDATE check"]) == [10, 11]  # the check with USE-CANDIDATE and its answer, not 12-13
-    assert list(fig.layout.xaxis.ticktext) == ["10.1.0.11:50000<br>customer network<br>host",
-                                               "10.1.0.12:6000<br>customer network<br>host",
-                                               "52.112.0.10:3478<br>cloud<br>TURN server"]
+    assert list(fig.layout.xaxis.ticktext) == [
+        "10.1.0.11:50000<br>customer network<br>host",
+        "10.1.0.12:6000<br>customer network<br>host",
+        "52.112.0.10:3478<br>cloud<br>TURN server",
+    ]
     arrows = fig.layout.annotations
     assert len(arrows) == 10 and all(a.axref == "x" for a in arrows)
     # the first Allocate and its 401 in red, the retry and its success in the Allocate colour
-    assert [(a.ax, a.x, a.arrowcolor) for a in arrows[:4]] == [(0, 2, "#d62728"), (2, 0, "#d62728"),
-                                                               (0, 2, "#1f77b4"), (2, 0, "#1f77b4")]
+    assert [(a.ax, a.x, a.arrowcolor) for a in arrows[:4]] == [
+        (0, 2, "#d62728"),
+        (2, 0, "#d62728"),
+        (0, 2, "#1f77b4"),
+        (2, 0, "#1f77b4"),
+    ]
     band = t["media"]
     assert (min(band.x), max(band.x)) == (0, 1) and band.fill == "toself"
     assert "300 packets" in band.hovertext
@@ -167,8 +186,11 @@ def test_path_diagram_relayed_call_and_findings(ntop_stun):
     t = traces(fig)
     assert "call 1: external-via-relay" in fig.layout.yaxis.ticktext
     hops = [h for h, y in zip(t["hops"].text, t["hops"].y, strict=True) if y == 1]
-    assert hops == ["192.168.12.169:38123<br>client", "31.13.86.54:40003<br>TURN server, relay :53789",
-                    "185.170.139.1:12176<br>peer"]
+    assert hops == [
+        "192.168.12.169:38123<br>client",
+        "31.13.86.54:40003<br>TURN server, relay :53789",
+        "185.170.139.1:12176<br>peer",
+    ]
     hover = " ".join(t["findings"].hovertext)
     # the checks of frames 152-160 are cut by the capture's end: ice-incomplete (info), not ice-failed
     assert "non-cloud-relay" in hover and "ice-incomplete" in hover and "ice-failed" not in hover
