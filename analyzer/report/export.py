@@ -61,9 +61,18 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
+def _column(col: pd.Series) -> list:
+    """A column's cells as JSON-ready values: a plain numpy integer or boolean column is its list as is;
+    others go cell by cell through json_value (one column at a time, not one row object per row)."""
+    if col.dtype.kind in "biu" and isinstance(col.dtype, np.dtype):
+        return col.tolist()
+    return list(map(json_value, col.tolist()))
+
+
 def records(df: pd.DataFrame) -> list[dict]:
     cols = [str(c) for c in df.columns]
-    return [dict(zip(cols, map(json_value, row), strict=True)) for row in df.itertuples(index=False, name=None)]
+    values = [_column(df.iloc[:, i]) for i in range(df.shape[1])]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)] if cols else [{}] * len(df)
 
 
 def to_document(a) -> dict:
