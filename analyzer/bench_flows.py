@@ -105,8 +105,9 @@ def run_steps(path: str, profile: str, html: str) -> list[dict]:
     def done(step: str, **extra) -> None:
         nonlocal last
         now = _mark()
-        rows.append({"step": step, "wall_s": now[0] - last[0], "cpu_s": now[1] - last[1],
-                     "peak_rss_mb": now[2], **extra})
+        rows.append(
+            {"step": step, "wall_s": now[0] - last[0], "cpu_s": now[1] - last[1], "peak_rss_mb": now[2], **extra}
+        )
         last = _mark()
 
     a = analyze(path, network=profile, progress=None)
@@ -139,10 +140,13 @@ def main(argv: list[str]) -> int:
             t = time.perf_counter()
             info = write_flows_capture(path, n, args.noise)
             del info["call_frames"]
-            print(f"wrote {path}: {info['packets']:,} packets ({n:,} one-packet flows) in "
-                  f"{time.perf_counter() - t:.1f} s")
-            code = ("import json, sys; from analyzer.bench_flows import run_steps; "
-                    f"print(json.dumps(run_steps({path!r}, {str(CALL / 'network.toml')!r}, {path + '.html'!r})))")
+            print(
+                f"wrote {path}: {info['packets']:,} packets ({n:,} one-packet flows) in {time.perf_counter() - t:.1f} s"
+            )
+            code = (
+                "import json, sys; from analyzer.bench_flows import run_steps; "
+                f"print(json.dumps(run_steps({path!r}, {str(CALL / 'network.toml')!r}, {path + '.html'!r})))"
+            )
             t = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode != 0:
@@ -152,12 +156,16 @@ def main(argv: list[str]) -> int:
             print(f"{'step':<10}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}  detail")
             for r in rows:
                 detail = {k: v for k, v in r.items() if k not in ("step", "wall_s", "cpu_s", "peak_rss_mb")}
-                print(f"{r['step']:<10}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}{r['peak_rss_mb']:>13.0f}  "
-                      f"{json.dumps(detail)[:100]}")
+                print(
+                    f"{r['step']:<10}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}{r['peak_rss_mb']:>13.0f}  "
+                    f"{json.dumps(detail)[:100]}"
+                )
             tot_w = sum(r["wall_s"] for r in rows)
             tot_c = sum(r["cpu_s"] for r in rows)
-            print(f"{'total':<10}{tot_w:>9.2f}{tot_c:>9.2f}{rows[-1]['peak_rss_mb']:>13.0f}  "
-                  f"({time.perf_counter() - t:.1f} s with start-up; {tot_c / n * 1e6:.1f} us CPU per flow)")
+            print(
+                f"{'total':<10}{tot_w:>9.2f}{tot_c:>9.2f}{rows[-1]['peak_rss_mb']:>13.0f}  "
+                f"({time.perf_counter() - t:.1f} s with start-up; {tot_c / n * 1e6:.1f} us CPU per flow)"
+            )
         return 0
     finally:
         if not args.keep:

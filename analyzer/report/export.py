@@ -87,10 +87,32 @@ def to_document(a) -> dict:
 
 def to_json(a, path: str | os.PathLike | None = None, *, indent: int | None = None) -> str:
     """The Analysis as JSON text; also written to `path` when given."""
-    text = json.dumps(to_document(a), indent=indent, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(to_document(a), indent=indent, ensure_ascii=False, allow_nan=False) if indent is not None \
+        else _compact(a)
     if path is not None:
         Path(path).write_text(text + "\n", encoding="utf-8")
     return text
+
+
+CHUNK_ROWS = 5000
+
+
+def _compact(a) -> str:
+    """The same text as json.dumps(to_document(a)), encoded a few thousand rows at a time: a capture of
+    200,000 flows never holds every row as a dict at once."""
+    def dumps(v) -> str:
+        return json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+    head = {"format": FORMAT, "version": VERSION, "files": [os.fspath(f) for f in a.files],
+            "captures": [json_value(c.to_dict()) for c in a.captures]}
+    parts = [dumps(head)[:-1], ', "tables": {']
+    for i, (name, df) in enumerate(_tables(a).items()):
+        parts.append((", " if i else "") + dumps(name) + ": [")
+        for start in range(0, len(df), CHUNK_ROWS):
+            parts.append((", " if start else "") + dumps(records(df.iloc[start : start + CHUNK_ROWS]))[1:-1])
+        parts.append("]")
+    parts.append("}}")
+    return "".join(parts)
 
 
 def _arrow_table(df: pd.DataFrame):

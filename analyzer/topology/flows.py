@@ -25,9 +25,10 @@ OPENVPN_CODE = VPN_KINDS.index("openvpn")
 SYN = 0x02
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowAcc:
-    """Running state of one flow. `a` is the side that sent the first packet seen."""
+    """Running state of one flow. `a` is the side that sent the first packet seen. Slotted: a perimeter
+    capture holds hundreds of thousands of them."""
 
     file: int
     a: tuple[str, int]
