@@ -138,16 +138,19 @@ class NetworkProfile:
         return id(self)
 
 
-@lru_cache(maxsize=64)
-def _all_nets(p: NetworkProfile, key: tuple) -> tuple[tuple[int, int, int], ...]:
+_COMPILED: dict[tuple, tuple] = {}  # (ids) -> (the range tuples, held so their ids stay theirs; compiled)
+
+
+def _all_nets(p: NetworkProfile) -> tuple[tuple[int, int, int], ...]:
     """(version, network, mask) of every range the profile names, and the local ranges: an address in
-    none of them is the internet, found with integer compares only (`key` follows the profile's ranges)."""
-    nets = [n for group in key for n in group] + list(_nets(LOCAL))
-    return tuple((n.version, int(n.network_address), int(n.netmask)) for n in nets)
-
-
-def _ranges(p: NetworkProfile) -> tuple:
-    return (p.customer, p.egress, p.vpn_pools, p.concentrators, p.cloud, p.relays, p.media, p.sbc)
+    none of them is the internet, found with integer compares only (kept per profile and range lists)."""
+    groups = (p.customer, p.egress, p.vpn_pools, p.concentrators, p.cloud, p.relays, p.media, p.sbc)
+    key = tuple(map(id, groups))
+    hit = _COMPILED.get(key)
+    if hit is None:
+        nets = [n for group in groups for n in group] + list(_nets(LOCAL))
+        hit = _COMPILED[key] = (groups, tuple((n.version, int(n.network_address), int(n.netmask)) for n in nets))
+    return hit[1]
 
 
 @lru_cache(maxsize=65536)
@@ -159,7 +162,7 @@ def _zone(p: NetworkProfile, address: str) -> Zone:
     except ValueError:
         return Zone("internet", "not an IP address")
     v, x = a.version, int(a)
-    if not any(v == nv and x & mask == net for nv, net, mask in _all_nets(p, _ranges(p))):
+    if not any(v == nv and x & mask == net for nv, net, mask in _all_nets(p)):
         return Zone("internet", "no range matched", frozenset(), "default" if p.source == "defaults" else "profile")
     defaults = {"customer": _nets(CUSTOMER_DEFAULT), "cloud": _nets(CLOUD_DEFAULT)}
 
