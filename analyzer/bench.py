@@ -1,5 +1,6 @@
 """Benchmark: `python -m analyzer.bench capture [--packets N] [--out FILE] [--no-tshark]`
-(and `python -m analyzer.bench fleet [--captures N]`: analyzer/fleet/bench.py).
+(and `python -m analyzer.bench fleet [--captures N]`: analyzer/fleet/bench.py;
+`python -m analyzer.bench flows [--flows N ...] [--noise]`: analyzer/bench_flows.py).
 
 Writes a synthetic call capture (Ethernet/IPv4/UDP: several RTP streams, 1% STUN checks and a DTLS
 handshake) and prints wall time, CPU time, peak RSS and packets/s for `callflow summary` beside
@@ -161,12 +162,16 @@ def _measure(cmd: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["flows"]:
+        from .bench_flows import main as flows_main
+
+        return flows_main(argv[1:])
     if argv[:1] == ["fleet"]:
         from .fleet.bench import main as fleet_main
 
         return fleet_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m analyzer.bench")
-    ap.add_argument("what", choices=["capture", "fleet"], help="what to benchmark")
+    ap.add_argument("what", choices=["capture", "fleet", "flows"], help="what to benchmark")
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--out", help="keep the generated capture here")
     ap.add_argument("--file", help="benchmark this existing capture instead of generating one")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 import numpy as np
 
 _V4_PREFIX = 0x0000FFFF00000000
 
 
+@lru_cache(maxsize=1 << 17)
 def addr_str(hi: int, lo: int) -> str:
-    """Text form of an address stored as (hi, lo): dotted quad for IPv4, RFC 5952 for IPv6."""
+    """Text form of an address stored as (hi, lo): dotted quad for IPv4, RFC 5952 for IPv6 (remembered:
+    a capture names the same addresses again and again)."""
     hi, lo = int(hi), int(lo)
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))

@@ -180,7 +180,27 @@ def stun_events(a) -> pd.DataFrame:
     if blank is not None and blank.any():  # a relayed message whose inner addresses are not shown: the wire's
         for inner in ("src", "sport", "dst", "dport"):
             s[inner] = s[inner].astype(object).where(~blank, s["outer_" + inner])
-    return s[~carrier]
+    return call_messages(a, s[~carrier])
+
+
+MAX_FIGURE_MESSAGES = 5000
+
+
+def call_messages(a, s: pd.DataFrame, limit: int = MAX_FIGURE_MESSAGES) -> pd.DataFrame:
+    """Beyond `limit` messages (a perimeter capture: thousands of one-packet STUN flows beside the
+    call), only those between the calls' own addresses (ICE pairs, allocations, streams) are drawn."""
+    if len(s) <= limit:
+        return s
+    ours: set[str] = set()
+    for name, cols in (("pairs", ("local_address", "remote_address")), ("streams", ("src", "dst")),
+                       ("allocations", ("client", "server", "relayed_address", "mapped_address"))):
+        t = table(a, name)
+        if t is not None and len(t):
+            for c in cols:
+                if c in t:
+                    ours.update(t[c].dropna().astype(str))
+    keep = s["src"].astype(str).isin(ours) & s["dst"].astype(str).isin(ours)
+    return s[keep.to_numpy()]
 
 
 def dtls_flights(a) -> pd.DataFrame:

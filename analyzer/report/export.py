@@ -61,9 +61,18 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
+def _column(col: pd.Series) -> list:
+    """A column's cells as JSON-ready values: a plain numpy integer or boolean column is its list as is;
+    others go cell by cell through json_value (one column at a time, not one row object per row)."""
+    if col.dtype.kind in "biu" and isinstance(col.dtype, np.dtype):
+        return col.tolist()
+    return list(map(json_value, col.tolist()))
+
+
 def records(df: pd.DataFrame) -> list[dict]:
     cols = [str(c) for c in df.columns]
-    return [dict(zip(cols, map(json_value, row), strict=True)) for row in df.itertuples(index=False, name=None)]
+    values = [_column(df.iloc[:, i]) for i in range(df.shape[1])]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)] if cols else [{}] * len(df)
 
 
 def to_document(a) -> dict:
@@ -78,10 +87,32 @@ def to_document(a) -> dict:
 
 def to_json(a, path: str | os.PathLike | None = None, *, indent: int | None = None) -> str:
     """The Analysis as JSON text; also written to `path` when given."""
-    text = json.dumps(to_document(a), indent=indent, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(to_document(a), indent=indent, ensure_ascii=False, allow_nan=False) if indent is not None \
+        else _compact(a)
     if path is not None:
         Path(path).write_text(text + "\n", encoding="utf-8")
     return text
+
+
+CHUNK_ROWS = 5000
+
+
+def _compact(a) -> str:
+    """The same text as json.dumps(to_document(a)), encoded a few thousand rows at a time: a capture of
+    200,000 flows never holds every row as a dict at once."""
+    def dumps(v) -> str:
+        return json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+    head = {"format": FORMAT, "version": VERSION, "files": [os.fspath(f) for f in a.files],
+            "captures": [json_value(c.to_dict()) for c in a.captures]}
+    parts = [dumps(head)[:-1], ', "tables": {']
+    for i, (name, df) in enumerate(_tables(a).items()):
+        parts.append((", " if i else "") + dumps(name) + ": [")
+        for start in range(0, len(df), CHUNK_ROWS):
+            parts.append((", " if start else "") + dumps(records(df.iloc[start : start + CHUNK_ROWS]))[1:-1])
+        parts.append("]")
+    parts.append("}}")
+    return "".join(parts)
 
 
 def _arrow_table(df: pd.DataFrame):

@@ -25,9 +25,10 @@ OPENVPN_CODE = VPN_KINDS.index("openvpn")
 SYN = 0x02
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowAcc:
-    """Running state of one flow. `a` is the side that sent the first packet seen."""
+    """Running state of one flow. `a` is the side that sent the first packet seen. Slotted: a perimeter
+    capture holds hundreds of thousands of them."""
 
     file: int
     a: tuple[str, int]
@@ -90,23 +91,30 @@ class FlowTable:
         ttl, dscp = b.ttl[idx], b.dscp[idx]
         fr = b.frame[idx]
         same_arr = np.ones(g, dtype=bool)
+        # each batch's first packet of each flow, as Python values once (not an array index per flow)
+        rows0 = idx[first]
+        s_hi, s_lo, d_hi, d_lo = (x[rows0].tolist() for x in (b.src_hi, b.src_lo, b.dst_hi, b.dst_lo))
+        sp0, dp0 = b.sport[rows0].tolist(), b.dport[rows0].tolist()
+        pr0, fr0, ts0 = proto[first].tolist(), fr[first].tolist(), b.ts_ns[rows0].tolist()
+        nfl, nrl, bfl, brl = n_f.tolist(), n_r.tolist(), by_f.tolist(), by_r.tolist()
+        lastl = last.tolist()
+        flows = self.flows
         for j, k in enumerate(uniq.tolist()):
-            acc = self.flows.get(k)
-            i0 = int(first[j])
+            acc = flows.get(k)
             if acc is None:
-                acc = self.flows[k] = FlowAcc(
+                acc = flows[k] = FlowAcc(
                     self.file,
-                    (addr_str(b.src_hi[idx][i0], b.src_lo[idx][i0]), int(b.sport[idx][i0])),
-                    (addr_str(b.dst_hi[idx][i0], b.dst_lo[idx][i0]), int(b.dport[idx][i0])),
-                    int(proto[i0]),
-                    int(fr[i0]),
-                    int(b.ts_ns[idx][i0]),
+                    (addr_str(s_hi[j], s_lo[j]), sp0[j]),
+                    (addr_str(d_hi[j], d_lo[j]), dp0[j]),
+                    pr0[j],
+                    fr0[j],
+                    ts0[j],
                 )
                 same = True
             else:  # is this batch's first packet in the flow's a->b direction?
-                same = addr_str(b.src_hi[idx][i0], b.src_lo[idx][i0]) == acc.a[0] and int(b.sport[idx][i0]) == acc.a[1]
-            same_arr[j] = same
-            nf, nr, bf, br = int(n_f[j]), int(n_r[j]), int(by_f[j]), int(by_r[j])
+                same = sp0[j] == acc.a[1] and addr_str(s_hi[j], s_lo[j]) == acc.a[0]
+                same_arr[j] = same
+            nf, nr, bf, br = nfl[j], nrl[j], int(bfl[j]), int(brl[j])
             if not same:
                 nf, nr, bf, br = nr, nf, br, bf
             acc.packets_ab += nf
@@ -114,7 +122,8 @@ class FlowTable:
             acc.bytes_ab += bf
             acc.bytes_ba += br
             acc.classes += cls[j]
-            acc.last_ts = max(acc.last_ts, int(last[j]))
+            if lastl[j] > acc.last_ts:
+                acc.last_ts = lastl[j]
         # the rarer per-packet facts: VPN kinds, SYNs, DSCP/TTL per direction (grouped, not per packet)
         self._details(uniq, inv, fwd == same_arr[inv], has_vpn, vpn, syn, ttl, dscp, b, idx)
 
@@ -147,9 +156,12 @@ class FlowTable:
                 acc.vpn_seconds[second] = acc.vpn_seconds.get(second, 0) + c
         self._openvpn(uniq, inv, ab, b, idx, vpn)
         if syn.any():
-            for i in np.flatnonzero(syn).tolist():
-                acc = self.flows[int(uniq[inv[i]])]
-                src = (addr_str(b.src_hi[idx][i], b.src_lo[idx][i]), int(b.sport[idx][i]))
+            at = np.flatnonzero(syn)
+            rows_ = idx[at]
+            for j, hi, lo, port in zip(inv[at].tolist(), b.src_hi[rows_].tolist(), b.src_lo[rows_].tolist(),
+                                       b.sport[rows_].tolist(), strict=True):
+                acc = self.flows[int(uniq[j])]
+                src = (addr_str(hi, lo), port)
                 acc.syn_from_b = src == acc.b
                 acc.syn_seen = True
         # DSCP values and TTL ranges per direction: unique (flow, media, direction, dscp, ttl), with the first

@@ -47,8 +47,13 @@ MIN_MEDIA_PACKETS = 5
 TRANSPORT = {PROTO_UDP: "udp", PROTO_TCP: "tcp", 1: "icmp", 58: "icmpv6", 50: "esp", 51: "ah"}
 
 
-def _ts(ns: int | None):
-    return pd.Timestamp(ns, unit="ns", tz="UTC") if ns else pd.NaT
+def _ts(ns: int | None) -> int | None:
+    """Nanoseconds kept as an int per row; the column becomes UTC timestamps at once (_as_times)."""
+    return ns or None
+
+
+def _as_times(col: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.array(col, dtype="Int64"), unit="ns", utc=True)
 
 
 def build_flows(
@@ -140,6 +145,8 @@ def build_flows(
         )
     rows += _inner_flows(paths, zm)
     df = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("first_ts", "last_ts"):
+        df[c] = _as_times(df[c])
     for c in ("sport", "dport"):
         df[c] = df[c].astype("Int64")
     for c in ("transport", "src_zone", "dst_zone", "label"):

@@ -43,6 +43,8 @@ class Zone(NamedTuple):
 def _nets(items) -> tuple[Net, ...]:
     if isinstance(items, str):
         items = [items]
+    if isinstance(items, tuple) and items in _CONST_NETS:  # the built-in ranges, parsed once
+        return _CONST_NETS[items]
     out = []
     for x in items:
         try:
@@ -50,6 +52,11 @@ def _nets(items) -> tuple[Net, ...]:
         except (TypeError, ValueError):
             raise ValueError(f"{x!r} is not an IP address or network") from None
     return tuple(out)
+
+
+_CONST_NETS: dict[tuple, tuple[Net, ...]] = {}
+for _c in (CUSTOMER_DEFAULT, CLOUD_DEFAULT, LOCAL, CUSTOMER_DEFAULT + LOCAL):
+    _CONST_NETS[_c] = _nets(_c)
 
 
 # section -> keys a profile may hold (docs/profile.md describes each)
@@ -131,6 +138,21 @@ class NetworkProfile:
         return id(self)
 
 
+_COMPILED: dict[tuple, tuple] = {}  # (ids) -> (the range tuples, held so their ids stay theirs; compiled)
+
+
+def _all_nets(p: NetworkProfile) -> tuple[tuple[int, int, int], ...]:
+    """(version, network, mask) of every range the profile names, and the local ranges: an address in
+    none of them is the internet, found with integer compares only (kept per profile and range lists)."""
+    groups = (p.customer, p.egress, p.vpn_pools, p.concentrators, p.cloud, p.relays, p.media, p.sbc)
+    key = tuple(map(id, groups))
+    hit = _COMPILED.get(key)
+    if hit is None:
+        nets = [n for group in groups for n in group] + list(_nets(LOCAL))
+        hit = _COMPILED[key] = (groups, tuple((n.version, int(n.network_address), int(n.netmask)) for n in nets))
+    return hit[1]
+
+
 @lru_cache(maxsize=65536)
 def _zone(p: NetworkProfile, address: str) -> Zone:
     """The zone from the most specific range; the roles from every role list naming the address (one
@@ -139,6 +161,9 @@ def _zone(p: NetworkProfile, address: str) -> Zone:
         a = ipaddress.ip_address(address)
     except ValueError:
         return Zone("internet", "not an IP address")
+    v, x = a.version, int(a)
+    if not any(v == nv and x & mask == net for nv, net, mask in _all_nets(p)):
+        return Zone("internet", "no range matched", frozenset(), "default" if p.source == "defaults" else "profile")
     defaults = {"customer": _nets(CUSTOMER_DEFAULT), "cloud": _nets(CLOUD_DEFAULT)}
 
     def origin(n: Net, kind: str | None = None) -> str:
@@ -179,6 +204,7 @@ def _zone(p: NetworkProfile, address: str) -> Zone:
     return Zone("internet", "no range matched", frozenset(), "default" if p.source == "defaults" else "profile")
 
 
+@lru_cache(maxsize=1 << 18)
 def is_private(address: str) -> bool:
     """Private, CGNAT, ULA, loopback or link-local: an address no one outside can reach directly."""
     try:

@@ -63,10 +63,22 @@ class ZoneMap:
     capture_host: str | None = None
     capture_rule: str = ""
     sites: Sites = field(default_factory=Sites)
+    _memo: dict = field(default_factory=dict, repr=False)  # address -> Zone, once learn() has finished
 
     def zone(self, address: str) -> Zone:
         """The profile's zone, then what the capture shows: a VPN user's physical address, a relay, and,
-        where only a default range decided, the site the address was seen at."""
+        where only a default range decided, the site the address was seen at. Remembered per address
+        once the map is learned: a perimeter capture asks about hundreds of thousands of addresses."""
+        z = self._memo.get(address)
+        if z is None:
+            z = self._zone(address)
+            if self._learned:
+                self._memo[address] = z
+        return z
+
+    _learned = False
+
+    def _zone(self, address: str) -> Zone:
         z = self.profile.zone(address)
         if z.zone == "vpn":
             return z
@@ -76,7 +88,7 @@ class ZoneMap:
             server = self.relay_server.get(address)
             if z.origin == "default" and z.zone == "customer" and server and server != address:
                 # a private relayed address is on its server's side, not the customer network
-                zs = self.zone(server)
+                zs = self._zone(server)
                 return Zone(zs.zone, f"{self.relays[address]} on {server} ({zs.rule})", z.roles | {"relay"}, "inferred")
             return Zone(z.zone, f"{z.rule}; {self.relays[address]}", z.roles | {"relay"}, z.origin)
         if z.origin == "default" and z.zone in ("customer", "internet"):
@@ -127,6 +139,14 @@ class ZoneMap:
         return a, b
 
     def learn(self, flows: list[FlowAcc], stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
+        self._learned = False
+        self._memo.clear()
+        try:
+            self._learn(flows, stun, allocations)
+        finally:
+            self._learned = True
+
+    def _learn(self, flows: list[FlowAcc], stun: pd.DataFrame, allocations: pd.DataFrame) -> None:
         for f in flows:
             if not f.vpn or (sum(f.vpn.values()) < 2 and not f.vpn_evidence):
                 continue
