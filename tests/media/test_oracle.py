@@ -114,7 +114,7 @@ def test_dynamic_clock_rates_fit_the_timestamps():
     s = analyze(public_capture("membraneframework_membrane_rtp_plugin/demo_rtp.pcap")).streams.set_index("ssrc")
     v = s.loc[0x27F8205F]
     assert v.clock_rate == 90000 and v.kind == "video" and bool(v.clock_rate_fit)
-    assert v.frames == v.markers and v.frames > 0
+    assert v.video_frames == v.markers and v.video_frames > 0
 
 
 def _udp_frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:

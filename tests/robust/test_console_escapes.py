@@ -74,7 +74,7 @@ def test_other_commands_echo_file_names_escaped(tmp_path):
     out, err = _run(["timeline", "--no-progress", "-o", str(out_html), str(p)])
     _clean(out)
     _clean(err)
-    assert out.decode().strip() == f"wrote {printable(out_html)}"
+    assert err.decode().strip() == f"wrote {printable(out_html)}"  # written files are named on stderr
     bad = tmp_path / "p\x1b[2J.toml"
     bad.write_text('[capture]\npoint = "not an address \x1b[2J"\n'.replace("\x1b", "\\u001b"))
     out, err = _run(["profile", str(bad)])

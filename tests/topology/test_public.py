@@ -38,9 +38,8 @@ def test_teams_direct_call_with_cloud_relays(tmp_path):
 
 def test_stun_pcap_relayed_call_through_a_non_cloud_turn_server():
     a = analyze(public_capture("ntop_nDPI/stun.pcap"))
-    calls = a.calls.set_index("sessions")
     s = a.sessions.set_index("ufrags")
-    relayed = calls.loc[str(s.loc["XpJs:kSty"].session)]
+    relayed = a.calls[[s.loc["XpJs:kSty"].session in v for v in a.calls.sessions]].iloc[0]
     assert relayed.topology == "external-via-relay"
     assert relayed.observed == "Flow 2, Flow 3"  # client -> Facebook TURN (internet), and the peer's leg
     f = a.findings
@@ -48,7 +47,7 @@ def test_stun_pcap_relayed_call_through_a_non_cloud_turn_server():
     assert set(mine.code) == {"non-cloud-relay"}
     # its checks (Send indications, frames 152, 158, 160) begin 0.35 s before the recording of that
     # capture ends (frame 161; frame 162 is 50 days later): not answered yet, not failed
-    failed = calls.loc[str(s.loc["r/El:zo3J"].session)]
+    failed = a.calls[[s.loc["r/El:zo3J"].session in v for v in a.calls.sessions]].iloc[0]
     assert set(f[f.call == failed.call].code) == {"ice-incomplete"}
 
 
