@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..capture.addresses import addr_str
 from ..dissect.media_rows import MediaBatch
 from ..dissect.rtp import rtp_columns
 
@@ -44,15 +45,6 @@ class AudioCollector:
     def __init__(self, file: int = 0) -> None:
         self.file = file
         self.streams: dict[Key, _Stream] = {}
-        self._names: dict[tuple[int, int], str] = {}
-
-    def _addr(self, hi: int, lo: int) -> str:
-        from ..capture.addresses import addr_str
-
-        k = (hi, lo)
-        if k not in self._names:
-            self._names[k] = addr_str(hi, lo)
-        return self._names[k]
 
     def add(self, mb: MediaBatch) -> None:
         idx = np.flatnonzero(~mb.rtcp & (mb.payload_len > 0) & (mb.payload_len <= MAX_PAYLOAD))
@@ -62,10 +54,10 @@ class AudioCollector:
         for j, i in enumerate(idx.tolist()):
             if not cols.valid[j]:
                 continue
-            key = (self._addr(int(mb.src_hi[i]), int(mb.src_lo[i])), int(mb.sport[i]),
-                   self._addr(int(mb.dst_hi[i]), int(mb.dst_lo[i])), int(mb.dport[i]),
-                   self._addr(int(mb.wire_src_hi[i]), int(mb.wire_src_lo[i])), int(mb.wire_sport[i]),
-                   self._addr(int(mb.wire_dst_hi[i]), int(mb.wire_dst_lo[i])), int(mb.wire_dport[i]), int(mb.ssrc[i]))
+            key = (addr_str(int(mb.src_hi[i]), int(mb.src_lo[i])), int(mb.sport[i]),
+                   addr_str(int(mb.dst_hi[i]), int(mb.dst_lo[i])), int(mb.dport[i]),
+                   addr_str(int(mb.wire_src_hi[i]), int(mb.wire_src_lo[i])), int(mb.wire_sport[i]),
+                   addr_str(int(mb.wire_dst_hi[i]), int(mb.wire_dst_lo[i])), int(mb.wire_dport[i]), int(mb.ssrc[i]))
             s = self.streams.get(key)
             if s is None:
                 s = self.streams[key] = _Stream()

@@ -48,13 +48,7 @@ class DecryptStage:
         self.dtls_keys: dict[int, SessionKeys] = {}  # DTLS session index -> keys
         self._sessions: dict[tuple, pylibsrtp.Session] = {}
         self.counts: dict[tuple, Counter] = {}  # (src, sport, dst, dport, ssrc, rtcp) -> Counter
-        self._names: dict[tuple[int, int], str] = {}
 
-    def _addr(self, hi: int, lo: int) -> str:
-        k = (hi, lo)
-        if k not in self._names:
-            self._names[k] = addr_str(hi, lo)
-        return self._names[k]
 
     # ------------------------------------------------------------------ keys
     def _dtls(self, tracker: DtlsTracker, src: Endpoint, dst: Endpoint) -> tuple[tuple, SrtpKeys] | None:
@@ -119,9 +113,9 @@ class DecryptStage:
         inv = inv.ravel()
         plain: dict[int, bytes] = {}
         for g, row in enumerate(uniq.tolist()):
-            src = (self._addr(row[0], row[1]), int(row[2]))
-            dst = (self._addr(row[3], row[4]), int(row[5]))
-            wire = (self._addr(row[6], row[7]), int(row[8]), self._addr(row[9], row[10]), int(row[11]))
+            src = (addr_str(row[0], row[1]), int(row[2]))
+            dst = (addr_str(row[3], row[4]), int(row[5]))
+            wire = (addr_str(row[6], row[7]), int(row[8]), addr_str(row[9], row[10]), int(row[11]))
             dtls = self._dtls(tracker, src, dst)
             for i in np.flatnonzero(inv == g).tolist():
                 found = dtls or self._sdes(src, int(mb.ssrc[i]))

@@ -41,23 +41,17 @@ class RtcpTracker:
         self.path_srtcp: dict[tuple, Counter] = {}  # unordered endpoint pair -> Counter(srtcp=..., plain=...)
         self.feedback: dict[int, Counter] = {}  # media SSRC -> Counter of feedback names (NACK, PLI, ...)
         self.packets = 0
-        self._names: dict[tuple[int, int], str] = {}
 
-    def _addr(self, hi: int, lo: int) -> str:
-        k = (hi, lo)
-        if k not in self._names:
-            self._names[k] = addr_str(hi, lo)
-        return self._names[k]
 
     def add(self, mb: MediaBatch, idx: np.ndarray) -> None:
         for i in idx.tolist():
             o, n = int(mb.off[i]), int(mb.length[i])
             comp = parse_rtcp(mb.buf[o : o + n].tobytes())
             self.packets += 1
-            src = (self._addr(int(mb.src_hi[i]), int(mb.src_lo[i])), int(mb.sport[i]))
-            dst = (self._addr(int(mb.dst_hi[i]), int(mb.dst_lo[i])), int(mb.dport[i]))
-            wsrc = (self._addr(int(mb.wire_src_hi[i]), int(mb.wire_src_lo[i])), int(mb.wire_sport[i]))
-            wdst = (self._addr(int(mb.wire_dst_hi[i]), int(mb.wire_dst_lo[i])), int(mb.wire_dport[i]))
+            src = (addr_str(int(mb.src_hi[i]), int(mb.src_lo[i])), int(mb.sport[i]))
+            dst = (addr_str(int(mb.dst_hi[i]), int(mb.dst_lo[i])), int(mb.dport[i]))
+            wsrc = (addr_str(int(mb.wire_src_hi[i]), int(mb.wire_src_lo[i])), int(mb.wire_sport[i]))
+            wdst = (addr_str(int(mb.wire_dst_hi[i]), int(mb.wire_dst_lo[i])), int(mb.wire_dport[i]))
             for a, b in {(src, dst), (wsrc, wdst)}:
                 key = (a, b) if a <= b else (b, a)
                 self.path_srtcp.setdefault(key, Counter())["srtcp" if comp.srtcp else "plain"] += 1

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection, rtcdtlstransport
 
+from captures.generate.loopback_call import count_frames
 from captures.generate.peer import Tone, _voice_opus
 
 TURN_PORT, USER, PASSWORD, REALM = 3478, "callflow", "callflow-secret", "relay.local.example"
@@ -82,24 +83,7 @@ async def call(seconds: float, tone_a: float, tone_b: float, relay: bool) -> dic
     a, b = RTCPeerConnection(config), RTCPeerConnection(config)
     a.addTrack(Tone(tone_a, amplitude=0.3 if tone_a else 0.0))
     b.addTrack(Tone(tone_b or 440, amplitude=0.3 if tone_b else 0.0))
-    got = {"a": 0, "b": 0}
-    drains: set[asyncio.Task] = set()
-
-    def sink(pc: RTCPeerConnection, name: str) -> None:
-        @pc.on("track")
-        def _on_track(track) -> None:
-            async def drain() -> None:
-                while True:
-                    try:
-                        await track.recv()
-                    except Exception:
-                        return
-                    got[name] += 1
-
-            drains.add(asyncio.ensure_future(drain()))
-
-    sink(a, "a")
-    sink(b, "b")
+    got = count_frames({"a": a, "b": b})
     await a.setLocalDescription(await a.createOffer())
     await b.setRemoteDescription(a.localDescription)
     await b.setLocalDescription(await b.createAnswer())

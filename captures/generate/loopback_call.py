@@ -21,11 +21,9 @@ from aiortc import RTCPeerConnection
 from captures.generate.peer import Tone
 
 
-async def call(seconds: float) -> dict:
-    a, b = RTCPeerConnection(), RTCPeerConnection()
-    a.addTrack(Tone(440))
-    b.addTrack(Tone(660))
-    got = {"a": 0, "b": 0}
+def count_frames(pcs: dict[str, RTCPeerConnection]) -> dict[str, int]:
+    """Frames each peer receives, counted as they arrive (the dict fills while the call runs)."""
+    got = dict.fromkeys(pcs, 0)
     drains: set[asyncio.Task] = set()
 
     def sink(pc: RTCPeerConnection, name: str) -> None:
@@ -41,8 +39,16 @@ async def call(seconds: float) -> dict:
 
             drains.add(asyncio.ensure_future(drain()))
 
-    sink(a, "a")
-    sink(b, "b")
+    for name, pc in pcs.items():
+        sink(pc, name)
+    return got
+
+
+async def call(seconds: float) -> dict:
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    a.addTrack(Tone(440))
+    b.addTrack(Tone(660))
+    got = count_frames({"a": a, "b": b})
     await a.setLocalDescription(await a.createOffer())
     await b.setRemoteDescription(a.localDescription)
     await b.setLocalDescription(await b.createAnswer())
